@@ -1,0 +1,197 @@
+"""Runs on disk: one folder each with run.json, history.json, model.keras and test_probs.npy."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_DIR = ROOT / "assets" / "models"
+FINISHED = ("finished", "stopped")  # statuses whose model is complete and usable
+
+
+def default_runs_dir() -> Path:
+    """Where runs live: $CLASSIFIER_LAB_RUNS or ./runs."""
+    return Path(os.environ.get("CLASSIFIER_LAB_RUNS", "runs"))
+
+
+class RunError(RuntimeError):
+    """A run or model that cannot be found or used; the message is for the user."""
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON through a temp file and rename, so readers never see half a file."""
+    path = Path(path)
+    # a unique temp name per call: two threads writing the same file must not share one
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; run files are as readable as any other
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)  # an unserialisable object or a full disk: leave no temp file behind
+        except OSError:
+            pass
+        raise
+
+
+def read_json(path: Path, default=None):
+    """Read JSON, or `default` when missing or unreadable (a killed writer, a stray edit)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def new_run_dir(runs_dir: Path, dataset: str, arch: str) -> Path:
+    """Create a fresh, uniquely named run folder."""
+    runs_dir = Path(runs_dir)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}-{arch}-{secrets.token_hex(2)}"
+        path = runs_dir / run_id
+        path.mkdir()
+        return path
+    except OSError as e:
+        raise RunError(f"cannot create a run in {runs_dir}: {e.strerror or e}") from None
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:  # 0 and negatives address process groups, not one process
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except PermissionError:
+        return True  # it exists, it just belongs to another user
+    except (OSError, OverflowError):
+        return False
+
+
+@dataclass
+class Run:
+    """What the app and CLI need to know about a saved run or a bundled model."""
+    id: str
+    path: Path
+    meta: dict = field(default_factory=dict)
+    bundled: bool = False
+    model_file: Path | None = None  # a loose .keras file outside any run folder
+
+    @property
+    def status(self) -> str:
+        status = self.meta.get("status", "incomplete")
+        if status == "running" and (self.meta.get("host") != os.uname().nodename
+                                    or not _pid_alive(self.meta.get("pid"))):
+            return "incomplete"  # its process died (killed mid-epoch or mid-save)
+        if status in FINISHED and not self.model_path.exists():
+            return "incomplete"
+        return status
+
+    @property
+    def usable(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.model_file) if self.model_file is not None else self.path / "model.keras"
+
+    @property
+    def config(self) -> dict:
+        config = self.meta.get("config")
+        return config if isinstance(config, dict) else {}
+
+    @property
+    def dataset(self) -> str:
+        return self.config.get("dataset", "")
+
+    @property
+    def label(self) -> str:
+        acc = self.meta.get("test_accuracy")
+        acc_s = f"{acc:.1%}" if isinstance(acc, (int, float)) else self.status
+        kind = "bundled" if self.bundled else self.id
+        return f"{self.dataset} · {self.config.get('arch', '?')} · {acc_s} ({kind})"
+
+    def history(self) -> dict:
+        return read_json(self.path / "history.json", {}) or {}
+
+
+def load_run(path: Path, bundled: bool = False) -> Run:
+    """Read a run folder; an unreadable run.json gives an 'incomplete' run, not an error."""
+    path = Path(path)
+    meta = read_json(path / "run.json", {})
+    return Run(path.name, path, meta if isinstance(meta, dict) else {}, bundled)  # valid JSON, but not a run
+
+
+def list_runs(runs_dir: Path | None = None) -> list[Run]:
+    """All runs in the runs folder, newest first."""
+    runs_dir = Path(runs_dir or default_runs_dir())
+    if not runs_dir.is_dir():
+        return []
+    runs = [load_run(p) for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(runs, key=lambda r: str(r.meta.get("created", r.id)), reverse=True)
+
+
+def bundled_models() -> list[Run]:
+    """The pretrained defaults shipped in assets/models (one folder per dataset)."""
+    if not BUNDLED_DIR.is_dir():
+        return []
+    runs = [load_run(p, bundled=True) for p in sorted(BUNDLED_DIR.iterdir()) if (p / "run.json").exists()]
+    return [r for r in runs if r.usable]
+
+
+def resolve(spec: str, runs_dir: Path | None = None) -> Run:
+    """A run from a bundled name (mnist), a run id, a run folder or a .keras file path."""
+    runs_dir = Path(runs_dir or default_runs_dir())
+    for run in bundled_models():
+        if spec == run.id:
+            return run
+    p = Path(spec)
+    if p.suffix == ".keras" and p.is_file():
+        run = load_run(p.parent)
+        if run.model_path.resolve() == p.resolve():
+            return run
+        return Run(p.stem, p.parent, {"status": "finished"}, model_file=p)
+    if p.is_dir() and (p / "run.json").exists():
+        return load_run(p)
+    if p.name == spec and spec not in ("", ".", "..") and (runs_dir / spec).is_dir():
+        return load_run(runs_dir / spec)
+    names = ", ".join(r.id for r in bundled_models()) or "none"
+    raise RunError(f"no model {spec!r}: give a .keras file, a run id from {runs_dir}, or a bundled name ({names})")
+
+
+def delete_run(run: Run, runs_dir: Path | None = None) -> None:
+    """Delete a run folder; refuses anything outside the runs folder (and bundled models)."""
+    runs_dir = Path(runs_dir or default_runs_dir()).resolve()
+    target = run.path.resolve()
+    if run.bundled or target.parent != runs_dir:
+        raise RunError(f"refusing to delete {run.path}: not a run in {runs_dir}")
+    shutil.rmtree(target)
+
+
+def load_model(path: Path):
+    """Load a .keras file in safe mode (no arbitrary code); clear errors for bad files."""
+    import keras
+
+    import core.layers  # noqa: F401  registers custom layers before deserialising
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: model file not found")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad zip, config or weights file
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+        raise RunError(f"{path.name}: not a usable Keras model ({first})") from None

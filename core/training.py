@@ -1,0 +1,210 @@
+"""Training: a config dataclass, a live-metrics callback and one train() for app, CLI and benchmarks."""
+from __future__ import annotations
+
+import gc
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from core import runs
+from core.models import ARCHITECTURES
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; None means the architecture's default."""
+    dataset: str = "mnist"
+    arch: str = "dense"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    optimizer: str | None = None
+    schedule: str | None = None          # "constant" or "cosine"
+    augment: bool | None = None          # force augmentation on/off for the CNNs
+    validation_split: float = 0.1
+    seed: int = 0
+    max_train_samples: int | None = None  # a quick run on a seeded subset of the training split
+    data_path: str | None = None          # the folder dataset's directory
+    image_size: tuple[int, int] = (180, 180)
+    runs_dir: str = field(default_factory=lambda: str(runs.default_runs_dir()))
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the architecture's defaults filled in and values checked."""
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        base = {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam", "schedule": "constant"}
+        base.update(ARCHITECTURES[self.arch].defaults)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, default in base.items():
+            if values.get(key) is None:
+                values[key] = default
+        cfg = TrainConfig(**values)
+        if cfg.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if cfg.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 <= cfg.validation_split < 0.9 or cfg.learning_rate <= 0:
+            raise ValueError("epochs and batch size must be ≥ 1, learning rate > 0, validation split in [0, 0.9)")
+        # 0 would silently mean "all of it" and -k "all but the last k"
+        if cfg.max_train_samples is not None and cfg.max_train_samples < 1:
+            raise ValueError("max train samples must be ≥ 1 (or None for the whole training split)")
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_size"] = list(self.image_size)
+        return d
+
+
+class MetricsStore:
+    """Live training metrics written by the training thread and read by any other thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._steps: list[int] = []
+        self._loss: list[float] = []
+        self._acc: list[float] = []
+        self._epochs: list[dict] = []
+        self._state: dict = {"status": "starting"}
+
+    def update(self, **state) -> None:
+        with self._lock:
+            self._state.update(state)
+
+    def add_batch(self, step: int, loss: float, acc: float, **state) -> None:
+        with self._lock:
+            self._steps.append(step)
+            self._loss.append(loss)
+            self._acc.append(acc)
+            self._state.update(state)
+
+    def add_epoch(self, row: dict) -> None:
+        with self._lock:
+            self._epochs.append(row)
+
+    def snapshot(self, since: int = 0) -> dict:
+        """A consistent copy: state, per-batch series from index `since`, per-epoch rows."""
+        with self._lock:
+            return {**self._state, "n_batches": len(self._steps),
+                    "steps": self._steps[since:], "loss": self._loss[since:], "accuracy": self._acc[since:],
+                    "epochs": [dict(r) for r in self._epochs]}
+
+
+def _split(ds, cfg: TrainConfig):
+    """Seeded train/validation split, optionally on a subset of the training data."""
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(ds.y_train))
+    if cfg.max_train_samples:
+        order = order[: cfg.max_train_samples]
+    n_val = int(round(len(order) * cfg.validation_split))
+    val, tr = order[:n_val], order[n_val:]
+    return ds.x_train[tr], ds.y_train[tr], ds.x_train[val], ds.y_train[val]
+
+
+def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    lr = cfg.learning_rate
+    if cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, cfg.epochs * steps_per_epoch))
+    return {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
+            "rmsprop": keras.optimizers.RMSprop}[cfg.optimizer](learning_rate=lr)
+
+
+def _friendly(e: BaseException) -> str:
+    """One line a user can act on."""
+    name = e.__class__.__name__
+    if isinstance(e, MemoryError) or name == "ResourceExhaustedError":
+        return "out of memory: try a smaller batch size, a smaller image size or fewer training samples"
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{name}: {text}"[:300] if text else name
+
+
+def compile_model(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
+    """Compile with the config's optimizer; models output logits."""
+    import keras
+
+    model.compile(optimizer=_optimizer(cfg, steps_per_epoch),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+
+def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None,
+          store: MetricsStore | None = None, dataset=None) -> runs.Run:
+    """Train one run to disk and return it; failures are recorded in the run, then raised."""
+    import keras
+
+    from core.analysis import summary
+    from core.callbacks import LiveMetrics, RunWriter
+    from core.datasets import load_dataset
+    from core.inference import predict
+    from core.models import build_model
+
+    cfg = config.resolved()
+    stop = stop or threading.Event()
+    store = store or MetricsStore()
+    keras.config.set_dtype_policy("float32")  # policies are per thread: set in the training thread
+    path = runs.new_run_dir(Path(cfg.runs_dir), cfg.dataset, cfg.arch)
+    meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "config": cfg.to_dict(),
+            "status": "running", "pid": os.getpid(), "host": os.uname().nodename, "epochs_done": 0}
+    runs.write_json_atomic(path / "run.json", meta)
+    store.update(status="loading data", run_id=path.name, run_path=str(path))
+    model = None
+    try:
+        ds = dataset or load_dataset(cfg.dataset, path=cfg.data_path, image_size=tuple(cfg.image_size))
+        x_tr, y_tr, x_val, y_val = _split(ds, cfg)
+        if len(y_tr) == 0:
+            raise ValueError("no training samples left after the validation split")
+        meta["data"] = {"source": ds.source, "class_names": list(ds.class_names),
+                        "input_shape": list(ds.input_shape), "n_train": len(y_tr), "n_val": len(y_val),
+                        "n_test": len(ds.y_test)}
+        keras.utils.set_random_seed(cfg.seed)
+        augment = cfg.augment if cfg.augment is not None else cfg.arch == "cnn_augmented"
+        model = build_model(cfg.arch, ds.input_shape, ds.num_classes, augment=augment,
+                            augment_profile=ds.augment, seed=cfg.seed)
+        steps = math.ceil(len(y_tr) / cfg.batch_size)
+        compile_model(model, cfg, steps)
+        meta["params"] = int(model.count_params())
+        store.update(status="compiling", params=meta["params"])
+        live = LiveMetrics(store, stop, cfg.batch_size)
+        writer = RunWriter(path, meta)
+        t0 = time.perf_counter()
+        model.fit(x_tr, y_tr, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0, shuffle=True,
+                  validation_data=(x_val, y_val) if len(y_val) else None,
+                  callbacks=[live, writer, *callbacks])
+        meta["fit_seconds"] = round(time.perf_counter() - t0, 2)
+        status = "stopped" if stop.is_set() else "finished"
+        store.update(status="evaluating")
+        probs = predict(model, np.asarray(ds.x_test))
+        test = summary(probs, ds.y_test, ds.class_names)
+        meta.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
+        store.update(status="saving")
+        tmp = path / ".model.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, path / "model.keras")
+        np.save(path / "test_probs.npy", probs.astype(np.float32))
+        meta.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        meta.pop("pid", None)
+        runs.write_json_atomic(path / "run.json", meta)
+        store.update(status=status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
+        return runs.load_run(path)
+    except BaseException as e:
+        meta.update(status="failed", error=_friendly(e))
+        meta.pop("pid", None)
+        try:
+            runs.write_json_atomic(path / "run.json", meta)
+        except OSError:
+            pass  # a full or read-only disk: the error itself still reaches the caller
+        store.update(status="failed", error=meta["error"])
+        raise
+    finally:
+        del model
+        gc.collect()

@@ -1,0 +1,99 @@
+"""Mistakes: confusion matrix that filters a gallery of misclassified test images, with details."""
+import numpy as np
+import streamlit as st
+
+from core import analysis
+from ui import charts, state
+
+PAGE_SIZE = 24
+ANY = -1
+
+st.title("Mistakes")
+run = state.active_run()
+if run is None:
+    st.info("No model for this dataset yet: train one on the Train page, or pick MNIST or Fashion-MNIST "
+            "in the sidebar to use a bundled model.")
+    st.stop()
+ds = state.dataset(run.dataset, run.config.get("data_path"))
+if ds is None:
+    st.stop()
+model_shape = tuple(run.meta.get("data", {}).get("input_shape") or ds.input_shape)
+if model_shape != tuple(ds.input_shape):
+    st.error(f"This model expects images of shape {model_shape}, but {ds.name} has {ds.input_shape}.")
+    st.stop()
+
+probs = state.test_probs(run, ds)
+y, pred = np.asarray(ds.y_test), probs.argmax(1)
+names = list(ds.class_names)
+summary = analysis.summary(probs, y, names)
+cm = np.asarray(summary["confusion_matrix"])
+
+c1, c2, c3 = st.columns(3)
+c1.metric("test accuracy", f"{summary['accuracy']:.2%}")
+c2.metric("mistakes", f"{summary['errors']:,} of {summary['n']:,}")
+c3.metric("test loss", f"{summary['loss']:.4f}")
+st.caption(f"Model {run.label} on {ds.source}")
+
+
+def _on_cell() -> None:
+    """A click on a confusion-matrix cell sets the class filters."""
+    points = st.session_state["cm_chart"].selection.points
+    if points:
+        true, predicted = points[0]["customdata"]
+        st.session_state["m_true"], st.session_state["m_pred"] = int(true), int(predicted)
+
+
+st.session_state.setdefault("m_true", ANY)
+st.session_state.setdefault("m_pred", ANY)
+label = {ANY: "any", **dict(enumerate(names))}
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Confusion matrix")
+    selected = (st.session_state["m_true"], st.session_state["m_pred"])
+    st.plotly_chart(charts.confusion(cm, names, selected if ANY not in selected else None), key="cm_chart",
+                    on_select=_on_cell, selection_mode="points")
+    st.caption("Click a cell to show only those mistakes (rows: true class, columns: predicted).")
+with right:
+    st.subheader("Accuracy per class")
+    st.plotly_chart(charts.per_class_accuracy(names, analysis.per_class(cm)["accuracy"]), key="class_chart")
+    f1, f2 = st.columns(2)
+    true_c = f1.selectbox("True class", [ANY, *range(len(names))], format_func=label.get, key="m_true")
+    pred_c = f2.selectbox("Predicted class", [ANY, *range(len(names))], format_func=label.get, key="m_pred")
+
+st.subheader("Misclassified images")
+s1, s2 = st.columns([2, 1])
+sort = s1.radio("Order", analysis.SORTS, horizontal=True, key="m_sort",
+                format_func=lambda s: {"most confident": "most confident wrong", "random": "random sample"}.get(s, s))
+seed = s2.number_input("Sample seed", 0, 10**6, 0, key="m_seed", disabled=sort != "random")
+idx = analysis.mistakes(probs, y, true_class=None if true_c == ANY else true_c,
+                        pred_class=None if pred_c == ANY else pred_c, sort=sort, seed=int(seed))
+
+
+def caption(i: int) -> str:
+    return f"Label: {names[y[i]]} | Predict: {names[pred[i]]} ({probs[i, pred[i]]:.0%})"
+
+
+detail = st.session_state.get("m_detail")
+if detail is not None and detail < len(y):
+    with st.container(border=True):
+        d1, d2 = st.columns([1, 2])
+        d1.image(charts.enlarge(ds.x_test[detail], 224), caption=caption(detail))
+        d1.button("Close", key="m_close", on_click=st.session_state.pop, args=("m_detail", None))
+        d2.plotly_chart(charts.confidence_bars(probs[detail], names, int(pred[detail]), int(y[detail])),
+                        key="detail_bars")
+        d2.caption(f"Test image #{detail}: red = predicted class, blue = true class.")
+
+if len(idx) == 0:
+    st.success("No mistakes with this filter.")
+else:
+    pages = (len(idx) - 1) // PAGE_SIZE + 1
+    if st.session_state.get("m_filter") != (true_c, pred_c, sort, seed):  # a new filter starts at page 1
+        st.session_state["m_filter"], st.session_state["m_page"] = (true_c, pred_c, sort, seed), 1
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="m_page") if pages > 1 else 1
+    st.caption(f"{len(idx):,} images · showing {PAGE_SIZE * (page - 1) + 1}–{min(PAGE_SIZE * page, len(idx))}")
+    shown = idx[PAGE_SIZE * (page - 1): PAGE_SIZE * page]
+    cols = st.columns(6)
+    for k, i in enumerate(shown):
+        with cols[k % 6]:
+            st.image(charts.enlarge(ds.x_test[i], 112), caption=caption(i))
+            st.button("Details", key=f"m_open_{i}", on_click=st.session_state.__setitem__, args=("m_detail", int(i)))

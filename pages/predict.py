@@ -1,0 +1,75 @@
+"""Predict: draw on a canvas or upload an image; see what the model sees and its confidence."""
+import streamlit as st
+
+from core.datasets import DATASETS
+from core.inference import BlankImage, ImageError, predict_image
+from ui import charts, state
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+
+st.title("Predict")
+run = state.active_run()
+if run is None:
+    st.info("No model for this dataset yet: train one on the Train page, or pick MNIST or Fashion-MNIST "
+            "in the sidebar to use a bundled model.")
+    st.stop()
+model = state.model(run)
+shape = tuple(model.input_shape[1:])
+names = run.meta.get("data", {}).get("class_names") or [str(i) for i in range(model.output_shape[-1])]
+grayscale = len(shape) == 2 or shape[-1] == 1
+box = getattr(DATASETS.get(run.dataset), "ink_box", None)  # MNIST fits ink in 20 px, clothing fills 28
+st.caption(f"Model: {run.label}")
+
+
+def draw():
+    """A white-on-black canvas; returns its RGBA pixels (None before the first stroke)."""
+    from streamlit_drawable_canvas import st_canvas  # importing it outside a running app raises
+
+    st.session_state.setdefault("canvas_gen", 0)
+    c1, c2 = st.columns([3, 1])
+    width = c1.slider("Stroke width", 6, 40, 20, key="stroke_width")
+    if c2.button("Clear", icon=":material/ink_eraser:"):
+        st.session_state["canvas_gen"] += 1  # a new key gives a fresh, empty canvas
+    result = st_canvas(stroke_width=width, stroke_color="#FFFFFF", background_color="#000000",
+                       height=280, width=280, drawing_mode="freedraw", return_image_data=True,
+                       key=f"canvas_{st.session_state['canvas_gen']}")
+    st.caption("Draw one character; the prediction updates when you lift the pen.")
+    try:
+        return result.image_data
+    except Exception:  # no drawing sent yet
+        return None
+
+
+def upload():
+    """An uploaded file's bytes, or None."""
+    f = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
+    return f.getvalue() if f is not None else None
+
+
+left, right = st.columns([1, 1], gap="large")
+with left:
+    if grayscale:
+        mode = st.radio("Input", ["Draw", "Upload"], horizontal=True, key="predict_mode")
+    else:
+        mode = "Upload"
+        st.info(f"This model reads {shape[0]}×{shape[1]} colour photos, so there is no drawing canvas "
+                "(drawing is for 28×28 grayscale models such as MNIST): upload a photo instead.")
+    image = draw() if mode == "Draw" else upload()
+
+with right:
+    if image is None:
+        st.info("Draw a digit on the canvas." if mode == "Draw" else "Upload an image to classify it.")
+    else:
+        try:
+            out = predict_image(model, image, names, box=box)
+        except BlankImage as e:
+            st.info(str(e))
+        except ImageError as e:
+            st.error(f"Cannot read this file: {e}")
+        else:
+            (top, conf), *rest = out["top"]
+            st.markdown(f"### {top} · {conf:.1%}")
+            st.caption("Next: " + " · ".join(f"{n} {p:.1%}" for n, p in rest))
+            c1, c2 = st.columns([1, 2])
+            c1.image(charts.enlarge(out["input"], 168), caption="What the model sees")
+            c2.plotly_chart(charts.confidence_bars(out["probs"], names), key="predict_bars")

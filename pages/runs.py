@@ -1,0 +1,62 @@
+"""Runs: the saved runs as a table; compare curves, pick the active model, download, delete."""
+import streamlit as st
+
+from core import runs
+from ui import charts, state
+
+st.title("Runs")
+all_runs = runs.list_runs()
+bundled = runs.bundled_models()
+if not all_runs:
+    st.info(f"No saved runs yet in `{runs.default_runs_dir()}`: start one on the Train page. "
+            "The bundled default models are listed below.")
+
+
+def row(run: runs.Run) -> dict:
+    """One table row: what was trained, how, and how well."""
+    c, m = run.config, run.meta
+    acc = m.get("test_accuracy")
+    return {"run": run.id, "dataset": run.dataset, "architecture": c.get("arch"),
+            "epochs": f"{m.get('epochs_done', 0)}/{c.get('epochs', '?')}", "batch": c.get("batch_size"),
+            "lr": c.get("learning_rate"), "optimizer": c.get("optimizer"),
+            "test acc": round(acc * 100, 2) if isinstance(acc, (int, float)) else None,
+            "status": run.status, "created": m.get("created", ""), "error": m.get("error", "")}
+
+
+table = all_runs + bundled
+event = st.dataframe([row(r) for r in table], hide_index=True, width="stretch", on_select="rerun",
+                     selection_mode="multi-row", key="runs_table",
+                     column_config={"test acc": st.column_config.NumberColumn(format="%.2f %%")})
+picked = [table[i] for i in event.selection.rows if i < len(table)]
+st.caption("Select rows to compare their curves; select one to use, download or delete it.")
+
+if picked:
+    histories = {r.id: r.history().get("epochs", []) for r in picked}
+    if any(histories.values()):
+        st.plotly_chart(charts.epoch_curves(histories), key="compare_chart")
+    else:
+        st.caption("No finished epoch to plot for the selected runs.")
+
+if len(picked) == 1:
+    run = picked[0]
+    c1, c2, c3 = st.columns(3)
+    c1.button("Use as the active model", on_click=state.set_active, args=(run,), disabled=not run.usable,
+              icon=":material/check:")
+    if run.model_path.exists():
+        c2.download_button("Download model.keras", run.model_path.read_bytes(), file_name=f"{run.id}.keras",
+                           mime="application/octet-stream", icon=":material/download:")
+    if not run.bundled:
+        with c3.popover("Delete", icon=":material/delete:"):
+            st.write(f"Delete run **{run.id}** and its model for good?")
+            if st.button("Yes, delete", type="primary", key="confirm_delete"):
+                try:
+                    runs.delete_run(run)
+                except (runs.RunError, OSError) as e:
+                    st.error(f"Could not delete: {e}")
+                else:
+                    st.session_state.pop("runs_table", None)
+                    st.rerun()
+    if run.meta.get("error"):
+        st.error(f"This run failed: {run.meta['error']}")
+    elif run.status == "incomplete":
+        st.warning("This run never finished (its process ended mid-training or mid-save); it has no usable model.")

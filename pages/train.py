@@ -1,0 +1,102 @@
+"""Train: a configuration form, live charts fed by the training thread, Stop, and the result."""
+import streamlit as st
+
+from core.datasets import DATASETS
+from core.models import ARCHITECTURES
+from core.training import OPTIMIZERS, TrainConfig
+from ui import charts, jobs, state
+
+st.title("Train a model")
+job = jobs.current()
+busy = job is not None and job.alive
+
+
+def config_form() -> TrainConfig:
+    """The training settings; defaults follow the chosen architecture."""
+    c1, c2 = st.columns(2)
+    names = list(DATASETS)
+    dataset = c1.selectbox("Dataset", names, index=names.index(state.active_dataset()),
+                           format_func=lambda n: DATASETS[n].title, key="train_dataset")
+    arch = c2.selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
+                        key="train_arch")
+    st.caption(ARCHITECTURES[arch].description)
+    d = {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam", **ARCHITECTURES[arch].defaults}
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs", 1, 200, d["epochs"], key=f"epochs_{arch}")
+    batch = c2.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], d["batch_size"], key=f"batch_{arch}")
+    lr = c3.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 1e-1], d["learning_rate"],
+                          key=f"lr_{arch}")
+    optimizer = c4.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(d["optimizer"]), key=f"opt_{arch}")
+    c1, c2, c3 = st.columns(3)
+    val = c1.slider("Validation split", 0.0, 0.5, 0.1, 0.05, key="train_val")
+    seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    subset = c3.number_input("Training samples (0 = all)", 0, 10**7, 0, step=1000, key="train_subset",
+                             help="Train on a seeded subset for a quick look.")
+    return TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch), learning_rate=lr,
+                       optimizer=optimizer, validation_split=val, seed=int(seed),
+                       max_train_samples=int(subset) or None,
+                       data_path=state.folder_path() if dataset == "folder" else None)
+
+
+def progress(snap: dict) -> None:
+    """Status line, progress bar, throughput and ETA."""
+    status = snap.get("status", "starting")
+    epochs, steps = snap.get("epochs_total") or 1, snap.get("steps_per_epoch") or 1
+    epoch, batch = snap.get("epoch", 0), snap.get("batch", 0)
+    done = ((max(epoch, 1) - 1) * steps + batch) / (epochs * steps)
+    st.progress(min(done, 1.0), text=f"**{status}** · epoch {epoch}/{epochs} · batch {batch}/{steps}")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("samples/s", f"{snap.get('samples_per_s', 0):,.0f}")
+    c2.metric("ETA", f"{snap.get('eta_s', 0):.0f} s" if status == "training" else "–")
+    c3.metric("loss", f"{snap['loss'][-1]:.4f}" if snap["loss"] else "–")
+    c4.metric("accuracy", f"{snap['accuracy'][-1]:.2%}" if snap["accuracy"] else "–")
+
+
+def live() -> None:
+    """Redraws from the store; the training thread never touches Streamlit."""
+    job = jobs.current()
+    snap = job.store.snapshot()
+    st.subheader(f"{job.config.dataset} · {job.config.arch}")
+    progress(snap)
+    if snap.get("status") == "queued":
+        st.warning(f"Busy: another training is running on this server (at most {jobs.max_concurrent()} at a "
+                   "time). Yours is queued and starts as soon as a slot frees up.")
+    if job.alive:
+        st.button("Stop", type="primary", icon=":material/stop:", on_click=job.stop.set,
+                  disabled=job.stop.is_set(), help="Ends training after the current batch and keeps the model.")
+    if snap["steps"]:
+        st.plotly_chart(charts.batch_curves(snap), key="batch_chart")
+        st.caption(f"{snap['n_batches']:,} batches · at most {charts.MAX_POINTS} points drawn, smoothed")
+    if snap["epochs"]:
+        st.plotly_chart(charts.epoch_curves({"run": snap["epochs"]}), key="epoch_chart")
+    if busy and not job.alive:
+        st.rerun()  # finished: redraw the whole page (sidebar, result) once, without the timer
+
+
+def result(job: jobs.Job) -> None:
+    """Outcome of the last run: test metrics, model summary, or the error."""
+    if job.error:
+        st.error(f"Training failed: {job.error}")
+        return
+    if job.run is None:
+        return
+    m = job.run.meta
+    st.success(f"Run **{job.run.id}** {m['status']}: test accuracy **{m['test_accuracy']:.2%}**, "
+               f"test loss {m['test_loss']:.4f}, {m.get('epochs_done', 0)} epoch(s) in {m.get('fit_seconds', 0):.0f} s.")
+    st.button("Use as the active model", on_click=state.set_active, args=(job.run,), icon=":material/check:")
+    with st.expander(f"Model summary · {m.get('params', 0):,} parameters"):
+        from core.models import summary_rows
+        st.dataframe(summary_rows(state.model(job.run)), hide_index=True, width="stretch")
+
+
+if busy:
+    st.info("Training runs in the background: you can visit other pages and come back.")
+    st.fragment(run_every=1.0)(live)()
+else:
+    cfg = config_form()
+    if st.button("Start training", type="primary", icon=":material/play_arrow:"):
+        jobs.start(cfg)
+        st.rerun()
+    if job is not None:
+        live()
+        result(job)

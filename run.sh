@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: `./run.sh app` sets up and starts the dashboard,
+# `./run.sh test` sets up and runs the whole test suite (what CI runs).
+set -euo pipefail
+cd "$(dirname "$0")"
+what=${1:-app}
+shift || true
+VENV=${VENV:-.venv}
+
+apt_install() {
+  # Debian packages for offline data (and the browser for tests); skipped where apt is absent.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: not a Debian system; install ${missing[*]} yourself if you want them" >&2; return 0
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  echo "installing Debian packages: ${missing[*]}" >&2
+  $sudo apt-get update -q >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
+    || echo "note: could not apt-get install ${missing[*]} (offline Fashion-MNIST / browser tests need them)" >&2
+}
+
+venv() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$1"
+}
+
+case "$what" in
+  app)
+    apt_install dataset-fashion-mnist
+    venv requirements.txt
+    exec "$VENV/bin/python" -m streamlit run streamlit_app.py "$@"
+    ;;
+  test)
+    apt_install dataset-fashion-mnist chromium
+    venv requirements-dev.txt
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh app|test [extra args for streamlit or pytest]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,18 @@
+"""Classifier Lab: the entrypoint only sets up, draws the shared sidebar and routes to pages."""
+import streamlit as st
+
+from ui import state
+
+st.set_page_config(page_title="Classifier Lab", page_icon=":material/neurology:", layout="wide")
+state.warm_tensorflow()
+
+page = st.navigation([
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("pages/mistakes.py", title="Mistakes", icon=":material/error:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/draw:"),
+])
+state.sidebar()
+page.run()

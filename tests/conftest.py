@@ -1,0 +1,86 @@
+"""Shared fixtures: an offline world, throwaway runs folders, small real MNIST slices, one shared trained run.
+
+Everything here is generic so every test module can use it; nothing mocks TensorFlow.
+"""
+import os
+
+# Before anything imports core or TensorFlow: never touch the network, keep TF's C++ logging quiet.
+os.environ.setdefault("CLASSIFIER_LAB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `pytest` run from elsewhere than the repo root can still import core
+    sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable  # the venv's interpreter when run as /work/main/.venv/bin/python -m pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_runs_dir(tmp_path_factory):
+    """No test may write into the repository's ./runs: default CLASSIFIER_LAB_RUNS to a session temp dir."""
+    if os.environ.get("CLASSIFIER_LAB_RUNS"):
+        yield Path(os.environ["CLASSIFIER_LAB_RUNS"])
+        return
+    path = tmp_path_factory.mktemp("session_runs")
+    os.environ["CLASSIFIER_LAB_RUNS"] = str(path)
+    yield path
+    os.environ.pop("CLASSIFIER_LAB_RUNS", None)
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """An empty runs folder of this test's own, also set as CLASSIFIER_LAB_RUNS."""
+    path = tmp_path / "runs"
+    path.mkdir()
+    monkeypatch.setenv("CLASSIFIER_LAB_RUNS", str(path))
+    return path
+
+
+def cli_env(**extra) -> dict:
+    """Environment for `python -m core` subprocesses: offline, quiet, the repo importable."""
+    env = {**os.environ, "CLASSIFIER_LAB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The full offline MNIST dataset as load_dataset returns it (8,000/2,000 here, or Keras's cache)."""
+    from core.datasets import load_dataset
+
+    return load_dataset("mnist", offline=True)
+
+
+def dataset_slice(ds, n_train: int, n_test: int):
+    """A smaller Dataset with the same classes, source marked as a slice."""
+    from core.datasets import Dataset
+
+    return Dataset(ds.name, ds.class_names, ds.x_train[:n_train], ds.y_train[:n_train],
+                   ds.x_test[:n_test], ds.y_test[:n_test], f"{ds.source} (test slice)", ds.augment)
+
+
+@pytest.fixture(scope="session")
+def mnist_small(mnist):
+    """1,200 training and 500 test images of real MNIST: enough for a 1-epoch dense model to reach >60 %."""
+    small = dataset_slice(mnist, 1200, 500)
+    assert set(np.unique(small.y_train)) == set(range(10)) and set(np.unique(small.y_test)) == set(range(10))
+    return small
+
+
+@pytest.fixture(scope="session")
+def trained(mnist_small, tmp_path_factory):
+    """One finished 1-epoch dense run on real MNIST, shared read-only by every module: (run, store, dataset)."""
+    from core.training import MetricsStore, TrainConfig, train
+
+    runs_dir = tmp_path_factory.mktemp("shared_runs")
+    store = MetricsStore()
+    cfg = TrainConfig(dataset="mnist", arch="dense", epochs=1, batch_size=32, max_train_samples=1000,
+                      seed=0, runs_dir=str(runs_dir))
+    run = train(cfg, store=store, dataset=mnist_small)
+    return run, store, mnist_small

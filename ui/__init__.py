@@ -1,0 +1,1 @@
+"""Streamlit app layer: caching, session state, charts and background jobs."""

@@ -1,0 +1,128 @@
+"""App-layer state: cached models and predictions, the active dataset and model, the sidebar."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import runs
+from core.datasets import DATASETS, DatasetUnavailable, dataset_status, load_dataset
+
+DATASET_KEY, MODEL_KEY, PATH_KEY = "active_dataset", "active_model", "folder_path"
+
+
+@st.cache_resource
+def warm_tensorflow() -> threading.Thread:
+    """Import TensorFlow once per server in the background, so no page waits for it later."""
+    def _import():
+        import keras  # noqa: F401  (imports tensorflow)
+
+        import core.layers  # noqa: F401
+    thread = threading.Thread(target=_import, name="warm-tensorflow", daemon=True)
+    thread.start()
+    return thread
+
+
+def active_dataset() -> str:
+    return st.session_state.get(DATASET_KEY, "mnist")
+
+
+def folder_path() -> str | None:
+    return st.session_state.get(PATH_KEY) or None if active_dataset() == "folder" else None
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner=False)
+def status(name: str, path: str | None) -> tuple[bool, str]:
+    """Availability line for the sidebar; cached briefly so reruns don't re-probe."""
+    return dataset_status(name, path)
+
+
+def dataset(name: str | None = None, path: str | None = None):
+    """The dataset (core caches decoded arrays); None with an on-page message if unavailable."""
+    name = name or active_dataset()
+    path = path if name != active_dataset() else path or folder_path()
+    try:
+        with st.spinner(f"Loading {DATASETS[name].title}…"):
+            return load_dataset(name, path=path)
+    except DatasetUnavailable as e:
+        st.warning(f"**{DATASETS[name].title} is not available here.** {e}")
+        return None
+
+
+def model_choices(name: str | None = None) -> list[runs.Run]:
+    """Usable saved runs for the dataset, newest first, then the bundled default."""
+    name = name or active_dataset()
+    saved = [r for r in runs.list_runs() if r.usable and r.dataset == name]
+    return saved + [r for r in runs.bundled_models() if r.dataset == name]
+
+
+def active_run() -> runs.Run | None:
+    """The selected model, or the newest usable one for the active dataset."""
+    choices = model_choices()
+    chosen = st.session_state.get(MODEL_KEY)
+    for run in choices:
+        if str(run.path) == chosen:
+            return run
+    return choices[0] if choices else None
+
+
+def set_active(run: runs.Run) -> None:
+    """Make a run the active model; applied by the sidebar before its widgets (safe from anywhere)."""
+    st.session_state["pending_active"] = (run.dataset, str(run.path))
+
+
+def _apply_pending() -> None:
+    pending = st.session_state.pop("pending_active", None)
+    if pending:
+        st.session_state[DATASET_KEY], st.session_state[MODEL_KEY] = pending
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading model…")
+def _model(path: str, mtime: float):
+    return runs.load_model(Path(path))
+
+
+def model(run: runs.Run):
+    """The run's Keras model, loaded once per file version; never mutate it."""
+    return _model(str(run.model_path), run.model_path.stat().st_mtime)
+
+
+@st.cache_data(max_entries=8, show_spinner="Predicting the test set…")
+def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> np.ndarray:
+    from core.inference import predict
+
+    ds = load_dataset(name, path=path)
+    stored = Path(model_path).with_name("test_probs.npy")
+    meta = runs.read_json(stored.with_name("run.json"), {}) or {}
+    if stored.exists() and meta.get("data", {}).get("source") == ds.source:
+        probs = np.load(stored)
+        if probs.shape == (len(ds.y_test), ds.num_classes):
+            return probs  # saved by training on exactly this test split
+    return predict(_model(model_path, mtime), ds.x_test)
+
+
+def test_probs(run: runs.Run, ds) -> np.ndarray:
+    """Test-set probabilities of a model on a dataset, computed once and cached."""
+    return _test_probs(str(run.model_path), run.model_path.stat().st_mtime, ds.name, run.config.get("data_path"))
+
+
+def sidebar() -> None:
+    """Active dataset and model, and where the data comes from; shown on every page."""
+    _apply_pending()
+    with st.sidebar:
+        st.session_state.setdefault(DATASET_KEY, "mnist")
+        st.selectbox("Dataset", list(DATASETS), key=DATASET_KEY, format_func=lambda n: DATASETS[n].title)
+        name = active_dataset()
+        if DATASETS[name].needs_path:
+            st.text_input("Folder of class subfolders", key=PATH_KEY, placeholder="/path/to/flower_photos")
+        ok, line = status(name, folder_path())
+        (st.caption if ok else st.warning)(line if ok else f"Not available: {line}")
+        choices = model_choices(name)
+        if choices:
+            labels = {str(r.path): r.label for r in choices}
+            st.session_state[MODEL_KEY] = str(active_run().path)  # keeps a valid choice when the list changes
+            st.selectbox("Model", list(labels), key=MODEL_KEY, format_func=labels.get)
+        else:
+            st.info("No model for this dataset yet: train one on the Train page.")
