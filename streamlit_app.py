@@ -12,6 +12,7 @@ page = st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("pages/mistakes.py", title="Mistakes", icon=":material/error:"),
+    st.Page("pages/label_errors.py", title="Label errors", icon=":material/label_off:"),
     st.Page("pages/predict.py", title="Predict", icon=":material/draw:"),
 ])
 state.sidebar()

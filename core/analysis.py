@@ -59,3 +59,25 @@ def summary(probs: np.ndarray, y_true: np.ndarray, class_names) -> dict:
                              "precision": round(float(pc["precision"][i]), 4),
                              "support": int(pc["support"][i])} for i, name in enumerate(class_names)},
     }
+
+
+def label_issues(probs: np.ndarray, labels: np.ndarray, num_classes: int | None = None) -> dict[str, np.ndarray]:
+    """Likely label errors, confident-learning style: ranked by self-confidence of the given label.
+
+    Class j's threshold is the mean predicted probability of j over samples labelled j; a sample is
+    flagged when it confidently belongs (p >= threshold) to a class other than its given label.
+    """
+    labels = np.asarray(labels)
+    k = num_classes or probs.shape[1]
+    thresholds = np.array([probs[labels == j, j].mean() if (labels == j).any() else 1.0 for j in range(k)])
+    above = probs >= thresholds[None, :]
+    masked = np.where(above, probs, -1.0)
+    suggested = masked.argmax(1)  # the most probable of the classes it confidently belongs to
+    flagged = above.any(1) & (suggested != labels)
+    idx = np.flatnonzero(flagged)
+    self_conf = probs[idx, labels[idx]]
+    order = np.argsort(self_conf, kind="stable")  # least faith in the given label first
+    idx = idx[order]
+    return {"index": idx, "given": labels[idx], "suggested": suggested[idx],
+            "self_confidence": probs[idx, labels[idx]], "suggested_confidence": probs[idx, suggested[idx]],
+            "thresholds": thresholds}

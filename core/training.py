@@ -1,6 +1,7 @@
 """Training: a config dataclass, a live-metrics callback and one train() for app, CLI and benchmarks."""
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -33,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     max_train_samples: int | None = None  # a quick run on a seeded subset of the training split
     data_path: str | None = None          # the folder dataset's directory
+    distribute: bool = False              # MirroredStrategy over all GPUs (or all logical CPUs)
     image_size: tuple[int, int] = (180, 180)
     runs_dir: str = field(default_factory=lambda: str(runs.default_runs_dir()))
 
@@ -129,6 +131,15 @@ def _friendly(e: BaseException) -> str:
     return f"{name}: {text}"[:300] if text else name
 
 
+def mirrored_strategy():
+    """Data-parallel training over every visible GPU, else over every logical CPU device."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
 def compile_model(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
     """Compile with the config's optimizer; models output logits."""
     import keras
@@ -168,10 +179,14 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
                         "n_test": len(ds.y_test)}
         keras.utils.set_random_seed(cfg.seed)
         augment = cfg.augment if cfg.augment is not None else cfg.arch == "cnn_augmented"
-        model = build_model(cfg.arch, ds.input_shape, ds.num_classes, augment=augment,
-                            augment_profile=ds.augment, seed=cfg.seed)
         steps = math.ceil(len(y_tr) / cfg.batch_size)
-        compile_model(model, cfg, steps)
+        strategy = mirrored_strategy() if cfg.distribute else None
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build_model(cfg.arch, ds.input_shape, ds.num_classes, augment=augment,
+                                augment_profile=ds.augment, seed=cfg.seed)
+            compile_model(model, cfg, steps)
+        if strategy:
+            meta["devices"] = list(strategy.extended.worker_devices)
         meta["params"] = int(model.count_params())
         store.update(status="compiling", params=meta["params"])
         live = LiveMetrics(store, stop, cfg.batch_size)

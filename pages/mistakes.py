@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from core import analysis
-from ui import charts, state
+from ui import charts, export, state
 
 PAGE_SIZE = 24
 ANY = -1
@@ -78,10 +78,18 @@ if detail is not None and detail < len(y):
     with st.container(border=True):
         d1, d2 = st.columns([1, 2])
         d1.image(charts.enlarge(ds.x_test[detail], 224), caption=caption(detail))
+        if d1.toggle("Why?", key="why_mistake", help="Highlight the pixels that drove the wrong prediction"):
+            overlay, how = charts.why(state.model(run), np.asarray(ds.x_test[detail]), int(pred[detail]), 224)
+            d1.image(overlay, caption=f"{how} for '{names[pred[detail]]}'")
         d1.button("Close", key="m_close", on_click=st.session_state.pop, args=("m_detail", None))
         d2.plotly_chart(charts.confidence_bars(probs[detail], names, int(pred[detail]), int(y[detail])),
                         key="detail_bars")
         d2.caption(f"Test image #{detail}: red = predicted class, blue = true class.")
+
+st.download_button("Download these mistakes as CSV", export.to_csv([
+    {"test index": int(i), "true label": names[y[i]], "predicted label": names[pred[i]],
+     "confidence": round(float(probs[i, pred[i]]), 4), "confidence in true": round(float(probs[i, y[i]]), 4)}
+    for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:")
 
 if len(idx) == 0:
     st.success("No mistakes with this filter.")

@@ -72,4 +72,7 @@ with right:
             st.caption("Next: " + " · ".join(f"{n} {p:.1%}" for n, p in rest))
             c1, c2 = st.columns([1, 2])
             c1.image(charts.enlarge(out["input"], 168), caption="What the model sees")
+            if c1.toggle("Why?", key="why_predict", help="Highlight the pixels that drove the top class"):
+                overlay, how = charts.why(model, out["input"], int(out["probs"].argmax()), 168)
+                c1.image(overlay, caption=f"{how} for {top}")
             c2.plotly_chart(charts.confidence_bars(out["probs"], names), key="predict_bars")

@@ -1,8 +1,10 @@
 """Runs: the saved runs as a table; compare curves, pick the active model, download, delete."""
+import json
+
 import streamlit as st
 
 from core import runs
-from ui import charts, state
+from ui import charts, export, state
 
 st.title("Runs")
 all_runs = runs.list_runs()
@@ -45,6 +47,12 @@ if len(picked) == 1:
     if run.model_path.exists():
         c2.download_button("Download model.keras", run.model_path.read_bytes(), file_name=f"{run.id}.keras",
                            mime="application/octet-stream", icon=":material/download:")
+    hist = run.history().get("epochs", [])
+    if hist:
+        c2.download_button("History as CSV", export.to_csv(hist), file_name=f"{run.id}_history.csv",
+                           mime="text/csv", icon=":material/table:")
+        c2.download_button("History as JSON", json.dumps(hist, indent=1), file_name=f"{run.id}_history.json",
+                           mime="application/json", icon=":material/data_object:")
     if not run.bundled:
         with c3.popover("Delete", icon=":material/delete:"):
             st.write(f"Delete run **{run.id}** and its model for good?")

@@ -4,38 +4,55 @@ import streamlit as st
 from core.datasets import DATASETS
 from core.models import ARCHITECTURES
 from core.training import OPTIMIZERS, TrainConfig
-from ui import charts, jobs, state
+from ui import charts, jobs, settings, state
 
 st.title("Train a model")
 job = jobs.current()
 busy = job is not None and job.alive
 
 
+def _init_settings() -> None:
+    """First visit: widget values from the URL, else the active dataset and the arch's presets."""
+    if "train_arch" in st.session_state:
+        return
+    values, ignored = settings.from_query(st.query_params.to_dict())
+    arch = values.get("train_arch", "dense")
+    defaults = {"train_dataset": state.active_dataset(), "train_arch": arch, "train_val": 0.1, "train_seed": 0,
+                "train_subset": 0, **settings.arch_defaults(arch)}
+    st.session_state.update({**defaults, **values})
+    if ignored:
+        st.warning("Ignored settings from the link: " + "; ".join(ignored))
+
+
+def _on_arch() -> None:
+    st.session_state.update(settings.arch_defaults(st.session_state["train_arch"]))
+
+
 def config_form() -> TrainConfig:
-    """The training settings; defaults follow the chosen architecture."""
+    """The training settings; changing the architecture loads its presets; the URL mirrors them."""
+    _init_settings()
     c1, c2 = st.columns(2)
-    names = list(DATASETS)
-    dataset = c1.selectbox("Dataset", names, index=names.index(state.active_dataset()),
-                           format_func=lambda n: DATASETS[n].title, key="train_dataset")
+    dataset = c1.selectbox("Dataset", list(DATASETS), format_func=lambda n: DATASETS[n].title, key="train_dataset")
     arch = c2.selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
-                        key="train_arch")
+                        key="train_arch", on_change=_on_arch)
     st.caption(ARCHITECTURES[arch].description)
-    d = {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam", **ARCHITECTURES[arch].defaults}
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 200, d["epochs"], key=f"epochs_{arch}")
-    batch = c2.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], d["batch_size"], key=f"batch_{arch}")
-    lr = c3.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 1e-1], d["learning_rate"],
-                          key=f"lr_{arch}")
-    optimizer = c4.selectbox("Optimizer", OPTIMIZERS, OPTIMIZERS.index(d["optimizer"]), key=f"opt_{arch}")
+    epochs = c1.number_input("Epochs", 1, 200, key="train_epochs")
+    batch = c2.select_slider("Batch size", settings.BATCH_SIZES, key="train_batch")
+    lr = c3.select_slider("Learning rate", settings.LEARNING_RATES, key="train_lr")
+    optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="train_opt")
     c1, c2, c3 = st.columns(3)
-    val = c1.slider("Validation split", 0.0, 0.5, 0.1, 0.05, key="train_val")
-    seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
-    subset = c3.number_input("Training samples (0 = all)", 0, 10**7, 0, step=1000, key="train_subset",
+    val = c1.slider("Validation split", 0.0, 0.5, step=0.05, key="train_val")
+    seed = c2.number_input("Seed", 0, 2**31 - 1, key="train_seed")
+    subset = c3.number_input("Training samples (0 = all)", 0, 10**7, step=1000, key="train_subset",
                              help="Train on a seeded subset for a quick look.")
-    return TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch), learning_rate=lr,
-                       optimizer=optimizer, validation_split=val, seed=int(seed),
-                       max_train_samples=int(subset) or None,
-                       data_path=state.folder_path() if dataset == "folder" else None)
+    cfg = TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch), learning_rate=lr,
+                      optimizer=optimizer, validation_split=val, seed=int(seed),
+                      max_train_samples=int(subset) or None,
+                      data_path=state.folder_path() if dataset == "folder" else None)
+    st.query_params.from_dict(settings.to_query(cfg))  # the address bar now reproduces this set-up
+    st.caption("Share this page's address to share these settings.")
+    return cfg
 
 
 def progress(snap: dict) -> None:

@@ -164,7 +164,8 @@ def test_model_with_stroke_width_saves_and_loads_in_safe_mode(tmp_path):
     def stroke(m):
         return next(la for la in m.get_layer("augmentation").layers if isinstance(la, RandomStrokeWidth))
 
-    assert (stroke(loaded).rate, stroke(loaded).seed) == (stroke(model).rate, stroke(model).seed) == (0.5, stroke(model).seed)
+    assert stroke(model).rate == 0.5 and stroke(model).seed is not None
+    assert (stroke(loaded).rate, stroke(loaded).seed) == (stroke(model).rate, stroke(model).seed)
     x = pixels(GRAY, n=8)
     np.testing.assert_allclose(np_(loaded(x, training=False)), np_(model(x, training=False)), rtol=1e-5, atol=1e-5)
     t1, t2 = np_(loaded(x, training=True)), np_(loaded(x, training=True))

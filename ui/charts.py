@@ -139,6 +139,14 @@ def enlarge(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(img.resize((round(img.width * scale), round(img.height * scale)), Image.NEAREST))
 
 
+def why(model, x: np.ndarray, class_index: int, size: int) -> tuple[np.ndarray, str]:
+    """The input with its saliency for `class_index` overlaid, enlarged, and the method's name."""
+    from core import explain
+
+    heat = explain.saliency(model, x, class_index)
+    return enlarge(explain.overlay(x, heat), size), explain.method(model)
+
+
 def pixels(image: np.ndarray) -> go.Figure:
     """One image as a pixel heatmap with a colour bar (the tutorials' plt.imshow of image 0)."""
     img = np.asarray(image)

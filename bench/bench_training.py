@@ -1,0 +1,102 @@
+"""Training overhead: core.training.train (LiveMetrics + RunWriter, a reader thread snapshotting the
+store once a second as the dashboard does) against a plain model.fit of the same model, data and
+settings. Throughput = training samples x epochs / fit seconds; target A/B >= 0.95.
+
+    python bench/bench_training.py [--quick]
+"""
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+import threading
+
+import common
+
+ARCHS = ("dense", "cnn")
+TARGET = 0.95
+
+
+def _config(arch: str, n: int, epochs: int, runs_dir: str):
+    from core.training import TrainConfig
+
+    return TrainConfig(dataset="fashion_mnist", arch=arch, epochs=epochs, max_train_samples=n,
+                       validation_split=0.1, seed=0, runs_dir=runs_dir).resolved()
+
+
+def with_app(ds, cfg) -> float:
+    """A: the app's train(), with a dashboard-like reader; samples/s of its model.fit."""
+    from core.training import MetricsStore, train
+
+    store, done = MetricsStore(), threading.Event()
+
+    def reader():
+        while not done.wait(1.0):
+            store.snapshot()  # the Train page's live fragment reads the whole store every second
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        run = train(cfg, store=store, dataset=ds)
+    finally:
+        done.set()
+        thread.join()
+    shutil.rmtree(run.path, ignore_errors=True)
+    gc.collect()
+    return run.meta["data"]["n_train"] * cfg.epochs / run.meta["fit_seconds"]
+
+
+def plain(ds, cfg) -> float:
+    """B: the same model, compile, split, batch size and epochs in a bare model.fit(verbose=0)."""
+    import math
+
+    import keras
+
+    from core.models import build_model
+    from core.training import _split, compile_model
+
+    keras.config.set_dtype_policy("float32")
+    x_tr, y_tr, x_val, y_val = _split(ds, cfg)
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(cfg.arch, ds.input_shape, ds.num_classes, augment=False, augment_profile=ds.augment,
+                        seed=cfg.seed)
+    compile_model(model, cfg, math.ceil(len(y_tr) / cfg.batch_size))
+    seconds, _ = common.timed(model.fit, x_tr, y_tr, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0,
+                              shuffle=True, validation_data=(x_val, y_val))
+    del model
+    gc.collect()
+    return len(y_tr) * cfg.epochs / seconds
+
+
+def run(quick: bool) -> list[dict]:
+    from core.datasets import load_dataset
+
+    n, epochs, repeats = (10_000, 1, 3) if quick else (20_000, 1, 5)
+    ds = load_dataset("fashion_mnist", offline=True)
+    rows = []
+    runs_dir = tempfile.mkdtemp(prefix="bench-training-")
+    try:
+        for arch in ARCHS:
+            cfg = _config(arch, n, epochs, runs_dir)
+            common.log(f"training overhead: {arch}, {n:,} samples (10 % validation), {epochs} epoch(s), "
+                       f"batch {cfg.batch_size}, {repeats} rounds")
+            warm = _config(arch, 2_000, 1, runs_dir)
+            with_app(ds, warm), plain(ds, warm)  # imports, first graph builds: not measured
+            pairs = common.alternate(lambda: with_app(ds, cfg), lambda: plain(ds, cfg), repeats, common.log)
+            ratios = [a / b for a, b in pairs]
+            ratio = common.median(ratios)
+            rows.append(common.row("training", f"{arch}: train() / model.fit throughput", ratio, "ratio",
+                                   spread=common.spread(ratios), target=f"≥ {TARGET}", ok=ratio >= TARGET,
+                                   notes=f"Fashion-MNIST {n:,} samples, {epochs} epoch, batch {cfg.batch_size}, "
+                                         f"{repeats} A/B rounds"))
+            for label, k in (("train()", 0), ("model.fit", 1)):
+                values = [p[k] for p in pairs]
+                rows.append(common.row("training", f"{arch}: {label} throughput", common.median(values),
+                                       "samples/s", spread=common.spread(values, "{:,.0f}")))
+    finally:
+        shutil.rmtree(runs_dir, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(common.main(run))

@@ -1,0 +1,199 @@
+"""Shared benchmark helpers: timing, A/B alternation, stats, rows and tables, machine details.
+
+Every benchmark script has `run(quick: bool) -> list[dict]` (its rows) and calls `main(run)` when run
+alone. A row is {"bench", "metric", "value", "unit", "spread", "target", "status", "notes"}; status is
+PASS or MISS for a figure with a target, "" for one that is only reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+# offline and quiet before anything imports core or TensorFlow (the app itself is started as users do)
+os.environ.setdefault("CLASSIFIER_LAB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PYTHON = sys.executable
+
+
+# --- timing and statistics -------------------------------------------------------------------------------
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    """(seconds, result) of one call."""
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - t0, result
+
+
+def alternate(a, b, repeats: int, log=print) -> list[tuple[float, float]]:
+    """Call a() and b() `repeats` times each, interleaved A B, B A, A B, … so drift in the machine's
+    load hits both alike; each call returns its own figure. Returns the (a, b) pairs in round order."""
+    pairs = []
+    for i in range(repeats):
+        if i % 2 == 0:
+            va = a()
+            vb = b()
+        else:
+            vb = b()
+            va = a()
+        log(f"  round {i + 1}/{repeats}: A {va:.4g}  B {vb:.4g}  A/B {va / vb:.3f}")
+        pairs.append((va, vb))
+    return pairs
+
+
+def percentile(values, q: float) -> float:
+    """Linear-interpolated percentile, q in 0..100."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def median(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values, fmt: str = "{:.3g}") -> str:
+    """'min–max' of the values."""
+    return f"{fmt.format(min(values))}–{fmt.format(max(values))}" if values else ""
+
+
+# --- memory of a process ---------------------------------------------------------------------------------
+
+def proc_status_mb(pid: int | str = "self", key: str = "VmRSS") -> float:
+    """A memory line of /proc/<pid>/status (VmRSS, VmHWM, …) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+# --- rows ------------------------------------------------------------------------------------------------
+
+def row(bench: str, metric: str, value, unit: str = "", *, spread: str = "", target: str = "",
+        ok: bool | None = None, notes: str = "") -> dict:
+    """One table row; ok=None means no target."""
+    status = "" if ok is None else ("PASS" if ok else "MISS")
+    return {"bench": bench, "metric": metric, "value": value, "unit": unit, "spread": spread,
+            "target": target, "status": status, "notes": notes}
+
+
+def fmt_value(v) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "n/a"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+COLUMNS = ("bench", "metric", "value", "unit", "spread", "target", "status")
+
+
+def table_text(rows: list[dict]) -> str:
+    cells = [[fmt_value(r[c]) for c in COLUMNS] for r in rows]
+    widths = [max(len(c), *(len(x[i]) for x in cells)) if cells else len(c) for i, c in enumerate(COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(c, widths)) for c in cells]
+    return "\n".join(lines)
+
+
+def table_markdown(rows: list[dict]) -> str:
+    head = ["benchmark", "metric", "median", "unit", "min–max", "target", "result", "notes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["bench"], r["metric"], fmt_value(r["value"]), r["unit"], r["spread"], r["target"],
+                 f"**{r['status']}**" if r["status"] else "", r["notes"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+# --- machine ---------------------------------------------------------------------------------------------
+
+def _version(dist: str) -> str:
+    for name in (dist, dist.replace("-", "_")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def machine_info() -> dict:
+    """CPU, cores, RAM, load, versions and date, without importing TensorFlow."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "host": socket.gethostname(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(mem_kb / 1024**2, 1),
+        "load_avg": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "tensorflow": _version("tensorflow-cpu") if _version("tensorflow-cpu") != "not installed"
+        else _version("tensorflow"),
+        "keras": _version("keras"),
+        "streamlit": _version("streamlit"),
+        "numpy": _version("numpy"),
+    }
+
+
+# --- entry point -----------------------------------------------------------------------------------------
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def main(run) -> int:
+    """Command line of one benchmark: --quick, --json FILE (for run_all.py)."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
+    p.add_argument("--json", help="also write the rows to this file")
+    args = p.parse_args()
+    rows = run(args.quick)
+    print(table_text(rows), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+# --- models ----------------------------------------------------------------------------------------------
+
+FALLBACK_DIR = Path(os.environ.get("BENCH_FALLBACK_DIR", "/tmp/classifier-lab-bench-models"))
+
+
+def model_run(dataset: str):
+    """(run, note): the bundled model for the dataset, or, while it isn't there yet, a quick 1-epoch
+    cnn_strong of our own (same architecture, so the same cost per image) kept in FALLBACK_DIR."""
+    from core import runs
+
+    try:
+        return runs.resolve(dataset), "bundled model"
+    except runs.RunError:
+        pass
+    usable = [r for r in runs.list_runs(FALLBACK_DIR) if r.usable and r.dataset == dataset]
+    if not usable:
+        from core.training import TrainConfig, train
+
+        log(f"  no bundled {dataset} model: training a quick cnn_strong stand-in")
+        usable = [train(TrainConfig(dataset=dataset, arch="cnn_strong", epochs=1, max_train_samples=4000,
+                                    runs_dir=str(FALLBACK_DIR)))]
+    return usable[0], "stand-in model (1-epoch cnn_strong; bundled one not there yet)"

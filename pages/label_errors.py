@@ -1,0 +1,48 @@
+"""Likely label errors: test images whose given label the model confidently disagrees with."""
+import numpy as np
+import streamlit as st
+
+from core import analysis
+from ui import charts, export, state
+
+SHOW = 30
+
+st.title("Likely label errors")
+st.markdown("Test images the model confidently puts in **another** class than their given label, "
+            "ranked by how little probability the model gives the given label (confident learning: each "
+            "class's threshold is the model's mean confidence on images labelled with it). Many are "
+            "model errors; some are mislabelled or ambiguous images worth a second look.")
+run = state.active_run()
+if run is None:
+    st.info("No model for this dataset yet: train one on the Train page or pick MNIST or Fashion-MNIST.")
+    st.stop()
+ds = state.dataset(run.dataset, run.config.get("data_path"))
+if ds is None:
+    st.stop()
+probs = state.test_probs(run, ds)
+names = list(ds.class_names)
+issues = analysis.label_issues(probs, ds.y_test, len(names))
+n = len(issues["index"])
+st.caption(f"Model {run.label} on {ds.source}")
+c1, c2 = st.columns(2)
+c1.metric("flagged test images", f"{n:,}", help="Confident in a class other than the given label")
+c2.metric("share of the test set", f"{n / max(1, len(ds.y_test)):.1%}")
+
+rows = [{"test index": int(i), "given label": names[g], "suggested label": names[s],
+         "confidence in given": round(float(cg), 4), "confidence in suggested": round(float(cs), 4)}
+        for i, g, s, cg, cs in zip(issues["index"], issues["given"], issues["suggested"],
+                                   issues["self_confidence"], issues["suggested_confidence"])]
+st.download_button("Download all as CSV", export.to_csv(rows), file_name=f"label_issues_{run.id}.csv",
+                   mime="text/csv", icon=":material/download:", disabled=not rows)
+with st.expander("Per-class thresholds"):
+    st.dataframe([{"class": c, "threshold": round(float(t), 4)} for c, t in zip(names, issues["thresholds"])],
+                 hide_index=True)
+
+st.subheader(f"Top {min(SHOW, n)}")
+cols = st.columns(6)
+for k, row in enumerate(rows[:SHOW]):
+    i = row["test index"]
+    with cols[k % 6]:
+        st.image(charts.enlarge(np.asarray(ds.x_test[i]), 112),
+                 caption=f"#{i} given: {row['given label']} → {row['suggested label']} "
+                         f"({row['confidence in suggested']:.0%})")

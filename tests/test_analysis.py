@@ -1,0 +1,109 @@
+"""Error analysis: hand-made examples with known answers, then the real test probabilities of a trained run."""
+import json
+
+import numpy as np
+import pytest
+
+from core.analysis import SORTS, confusion_matrix, mistakes, per_class, summary
+
+# Six samples, three classes. Predictions (argmax): 0, 1, 1, 2, 0, 2 against truth 0, 0, 1, 1, 2, 2.
+Y_TRUE = np.array([0, 0, 1, 1, 2, 2])
+PROBS = np.array([
+    [0.90, 0.05, 0.05],  # 0 -> 0 right
+    [0.30, 0.60, 0.10],  # 0 -> 1 wrong, confidence 0.60
+    [0.10, 0.80, 0.10],  # 1 -> 1 right
+    [0.05, 0.10, 0.85],  # 1 -> 2 wrong, confidence 0.85
+    [0.40, 0.35, 0.25],  # 2 -> 0 wrong, confidence 0.40
+    [0.10, 0.20, 0.70],  # 2 -> 2 right
+])
+
+
+def test_confusion_matrix_counts_true_rows_predicted_columns():
+    cm = confusion_matrix(Y_TRUE, PROBS.argmax(1), 3)
+    np.testing.assert_array_equal(cm, [[1, 1, 0],
+                                       [0, 1, 1],
+                                       [1, 0, 1]])
+    assert cm.sum() == len(Y_TRUE)
+    # repeated pairs accumulate (np.add.at, not fancy-index assignment)
+    np.testing.assert_array_equal(confusion_matrix([1, 1, 1], [0, 0, 0], 2), [[0, 0], [3, 0]])
+    # classes that never occur still get their row and column
+    assert confusion_matrix([0], [0], 4).shape == (4, 4)
+
+
+def test_per_class_metrics():
+    cm = np.array([[5, 0, 0],
+                   [2, 3, 0],
+                   [0, 0, 0]])  # class 2 never occurs and is never predicted
+    pc = per_class(cm)
+    np.testing.assert_allclose(pc["accuracy"], [1.0, 0.6, 0.0])
+    np.testing.assert_allclose(pc["recall"], pc["accuracy"])
+    np.testing.assert_allclose(pc["precision"], [5 / 7, 1.0, 0.0])  # 0, not NaN, where undefined
+    np.testing.assert_array_equal(pc["support"], [5, 5, 0])
+
+
+def test_mistakes_all_and_by_cell():
+    assert sorted(mistakes(PROBS, Y_TRUE)) == [1, 3, 4]
+    assert list(mistakes(PROBS, Y_TRUE, true_class=1)) == [3]
+    assert list(mistakes(PROBS, Y_TRUE, pred_class=0)) == [4]
+    assert list(mistakes(PROBS, Y_TRUE, true_class=0, pred_class=1)) == [1]
+    assert list(mistakes(PROBS, Y_TRUE, true_class=0, pred_class=2)) == []
+    # a diagonal cell holds no mistakes by definition
+    assert list(mistakes(PROBS, Y_TRUE, true_class=2, pred_class=2)) == []
+
+
+def test_mistakes_sorted_by_confidence():
+    assert list(mistakes(PROBS, Y_TRUE, sort="most confident")) == [3, 1, 4]  # 0.85, 0.60, 0.40
+    assert list(mistakes(PROBS, Y_TRUE, sort="least confident")) == [4, 1, 3]
+    with pytest.raises(ValueError, match="sort must be one of"):
+        mistakes(PROBS, Y_TRUE, sort="alphabetical")
+    assert SORTS == ("most confident", "least confident", "random")
+
+
+def test_random_mistakes_are_a_seeded_sample_without_replacement():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 10, 500)
+    probs = rng.dirichlet(np.ones(10), 500)
+    wrong = np.flatnonzero(probs.argmax(1) != y)
+    assert len(wrong) > 100
+    a = mistakes(probs, y, sort="random", seed=3)
+    assert sorted(a) == list(wrong)  # a permutation: every mistake exactly once
+    assert len(set(a.tolist())) == len(a)
+    np.testing.assert_array_equal(a, mistakes(probs, y, sort="random", seed=3))  # seeded
+    assert not np.array_equal(a, mistakes(probs, y, sort="random", seed=4))
+    assert not np.array_equal(a, wrong)  # actually shuffled
+
+
+def test_summary_fields_on_hand_made_example():
+    s = summary(PROBS, Y_TRUE, ["a", "b", "c"])
+    assert s["n"] == 6 and s["errors"] == 3 and s["accuracy"] == pytest.approx(0.5)
+    expected_loss = -np.mean(np.log([0.90, 0.30, 0.80, 0.10, 0.25, 0.70]))
+    assert s["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert s["confusion_matrix"] == [[1, 1, 0], [0, 1, 1], [1, 0, 1]]
+    assert list(s["per_class"]) == ["a", "b", "c"]
+    assert s["per_class"]["a"] == {"accuracy": 0.5, "precision": 0.5, "support": 2}
+    assert s["per_class"]["b"] == {"accuracy": 0.5, "precision": 0.5, "support": 2}
+    assert json.loads(json.dumps(s)) == s  # plain JSON types only
+
+
+def test_summary_of_nothing_does_not_crash():
+    s = summary(np.zeros((0, 3), np.float32), np.zeros(0, np.int64), ["a", "b", "c"])
+    assert s["n"] == 0 and s["errors"] == 0 and np.isnan(s["accuracy"])
+    assert s["confusion_matrix"] == [[0] * 3] * 3
+
+
+def test_summary_matches_the_trained_runs_test_set(trained):
+    """On real probabilities: the saved test_probs reproduce the run's test accuracy, mistakes are consistent."""
+    run, _, ds = trained
+    probs = np.load(run.path / "test_probs.npy")
+    s = summary(probs, ds.y_test, ds.class_names)
+    assert s["accuracy"] == pytest.approx(run.meta["test_accuracy"])
+    assert s["loss"] == pytest.approx(run.meta["test_loss"], rel=1e-4)
+    assert s["errors"] == len(mistakes(probs, ds.y_test)) == int(round((1 - s["accuracy"]) * s["n"]))
+    cm = np.array(s["confusion_matrix"])
+    assert cm.trace() == s["n"] - s["errors"]
+    for t in range(10):
+        for p in range(10):
+            if t != p:
+                assert len(mistakes(probs, ds.y_test, true_class=t, pred_class=p)) == cm[t, p]
+    per = [s["per_class"][c]["accuracy"] for c in ds.class_names]
+    np.testing.assert_allclose(per, np.diag(cm) / cm.sum(1), atol=1e-4)

@@ -1,0 +1,69 @@
+"""Train-page settings in the URL: parse query parameters into widget values and back."""
+from __future__ import annotations
+
+from core.datasets import DATASETS
+from core.models import ARCHITECTURES
+from core.training import OPTIMIZERS, TrainConfig
+
+BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512]
+LEARNING_RATES = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+# query parameter -> (widget key, parser returning a valid value or raising ValueError)
+FIELDS = {
+    "dataset": ("train_dataset", lambda v: _choice(v, list(DATASETS))),
+    "arch": ("train_arch", lambda v: _choice(v, list(ARCHITECTURES))),
+    "epochs": ("train_epochs", lambda v: _int(v, 1, 200)),
+    "batch": ("train_batch", lambda v: _choice(int(v), BATCH_SIZES)),
+    "lr": ("train_lr", lambda v: _choice(float(v), LEARNING_RATES)),
+    "opt": ("train_opt", lambda v: _choice(v, list(OPTIMIZERS))),
+    "val": ("train_val", lambda v: round(_float(v, 0.0, 0.5) / 0.05) * 0.05),
+    "seed": ("train_seed", lambda v: _int(v, 0, 2**31 - 1)),
+    "samples": ("train_subset", lambda v: _int(v, 0, 10**7)),
+}
+
+
+def _choice(value, options):
+    if value not in options:
+        raise ValueError(f"{value!r} is not one of {options}")
+    return value
+
+
+def _int(value, lo, hi) -> int:
+    n = int(value)
+    if not lo <= n <= hi:
+        raise ValueError(f"{n} is outside {lo}..{hi}")
+    return n
+
+
+def _float(value, lo, hi) -> float:
+    x = float(value)
+    if not lo <= x <= hi:
+        raise ValueError(f"{x} is outside {lo}..{hi}")
+    return x
+
+
+def arch_defaults(arch: str) -> dict:
+    """Widget values for an architecture's preset hyperparameters."""
+    d = {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam", **ARCHITECTURES[arch].defaults}
+    return {"train_epochs": d["epochs"], "train_batch": d["batch_size"], "train_lr": d["learning_rate"],
+            "train_opt": d["optimizer"]}
+
+
+def from_query(params: dict) -> tuple[dict, list[str]]:
+    """Widget values from query parameters, and a note for each parameter that was ignored."""
+    values, ignored = {}, []
+    for name, raw in params.items():
+        if name not in FIELDS:
+            continue
+        key, parse = FIELDS[name]
+        try:
+            values[key] = parse(raw)
+        except (TypeError, ValueError) as e:
+            ignored.append(f"{name}={raw} ({e})")
+    return values, ignored
+
+
+def to_query(cfg: TrainConfig) -> dict[str, str]:
+    """The query parameters that reproduce a configuration."""
+    return {"dataset": cfg.dataset, "arch": cfg.arch, "epochs": str(cfg.epochs), "batch": str(cfg.batch_size),
+            "lr": f"{cfg.learning_rate:g}", "opt": cfg.optimizer, "val": f"{cfg.validation_split:g}",
+            "seed": str(cfg.seed), "samples": str(cfg.max_train_samples or 0)}
