@@ -36,9 +36,10 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - t0, result
 
 
-def alternate(a, b, repeats: int, log=print) -> list[tuple[float, float]]:
+def alternate(a, b, repeats: int, log=print) -> list[tuple]:
     """Call a() and b() `repeats` times each, interleaved A B, B A, A B, … so drift in the machine's
-    load hits both alike; each call returns its own figure. Returns the (a, b) pairs in round order."""
+    load hits both alike. Each call returns a figure, or a tuple whose first item is the headline
+    figure. Returns the (a, b) result pairs in round order."""
     pairs = []
     for i in range(repeats):
         if i % 2 == 0:
@@ -47,7 +48,9 @@ def alternate(a, b, repeats: int, log=print) -> list[tuple[float, float]]:
         else:
             vb = b()
             va = a()
-        log(f"  round {i + 1}/{repeats}: A {va:.4g}  B {vb:.4g}  A/B {va / vb:.3f}")
+        show = lambda v: " ".join(f"{x:.4g}" for x in (v if isinstance(v, tuple) else (v,)))  # noqa: E731
+        ha, hb = (v[0] if isinstance(v, tuple) else v for v in (va, vb))
+        log(f"  round {i + 1}/{repeats}: A {show(va)}  B {show(vb)}  A/B {ha / hb:.3f}")
         pairs.append((va, vb))
     return pairs
 
@@ -197,3 +200,79 @@ def model_run(dataset: str):
         usable = [train(TrainConfig(dataset=dataset, arch="cnn_strong", epochs=1, max_train_samples=4000,
                                     runs_dir=str(FALLBACK_DIR)))]
     return usable[0], "stand-in model (1-epoch cnn_strong; bundled one not there yet)"
+
+
+# --- the app in a real server and browser ----------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CLASSIFIER_LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(runs_dir: str, log_path: str):
+    """`streamlit run streamlit_app.py` as a user starts it (headless, its own process group):
+    (process, url). The environment is the user's: no CLASSIFIER_LAB_OFFLINE."""
+    import subprocess
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "CLASSIFIER_LAB_OFFLINE"}
+    env.update(CLASSIFIER_LAB_RUNS=str(runs_dir), PYTHONUNBUFFERED="1")
+    cmd = [PYTHON, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
+           "--server.fileWatcherType", "none"]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(proc, url: str, timeout: float = 180.0, every: float = 0.05) -> float:
+    """Poll the server's health endpoint; perf_counter() when it first answers."""
+    import urllib.request
+
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return time.perf_counter()
+        except OSError:
+            pass
+        time.sleep(every)
+    raise RuntimeError(f"streamlit did not answer within {timeout:.0f} s")
+
+
+def stop_app(proc) -> None:
+    """SIGTERM to the server's own process group, SIGKILL if it lingers."""
+    import signal
+    import subprocess
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def launch_browser(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def wait_idle(page, timeout: float = 120_000) -> None:
+    """Until the app's script run has finished and nothing stale is left on the page."""
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
+        " && !document.querySelector('[data-stale=true]')", timeout=timeout)

@@ -21,10 +21,10 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-def _progress(store: MetricsStore, done: threading.Event) -> None:
+def _progress(store: MetricsStore, finished: threading.Event) -> None:
     """Draw a one-line progress bar on stderr from the live store until training ends."""
     shown = None
-    while not done.wait(0.5):
+    while not finished.wait(0.5):
         s = store.snapshot(since=-1)  # state plus only the latest batch
         if s.get("status") != "training" or not s["loss"]:
             if s.get("status") != shown:
@@ -40,7 +40,7 @@ def _progress(store: MetricsStore, done: threading.Event) -> None:
 
 
 def cmd_train(args) -> int:
-    """Train one run and print a JSON line describing it."""
+    """Train one run and print a JSON line describing it; Ctrl-C stops it and keeps the model."""
     from core.training import train
 
     cfg = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
@@ -48,19 +48,34 @@ def cmd_train(args) -> int:
                       validation_split=args.validation_split, max_train_samples=args.max_train_samples,
                       data_path=args.path, augment=args.augment, schedule=args.schedule,
                       runs_dir=args.runs_dir or str(runs.default_runs_dir()))
-    store, done = MetricsStore(), threading.Event()
-    bar = threading.Thread(target=_progress, args=(store, done), daemon=True)
-    bar.start()
+    store, stop, finished, outcome = MetricsStore(), threading.Event(), threading.Event(), {}
+
+    def work():
+        try:
+            outcome["run"] = train(cfg, store=store, stop=stop)
+        except Exception as e:  # recorded in the run by train(); reported below
+            outcome["error"] = e
+        finally:
+            finished.set()
+
+    # Train in a worker so Ctrl-C reaches this thread, which turns it into a Stop. (An Event, not
+    # Thread.join: a join interrupted by Ctrl-C can report a live thread as finished.)
+    worker = threading.Thread(target=work, name="training")
+    worker.start()
     try:
-        run = train(cfg, store=store)
-    except (DatasetUnavailable, runs.RunError, ValueError, OSError) as e:
-        done.set()
-        bar.join()
-        snap = store.snapshot(since=10**12)
-        print(json.dumps({"status": "failed", "error": str(e), "run_id": snap.get("run_id")}))
+        _progress(store, finished)
+    except KeyboardInterrupt:
+        stop.set()
+        print("\nstopping after this batch (the model is kept)…", file=sys.stderr)
+        _progress(store, finished)
+    worker.join()
+    if "error" in outcome:
+        e = outcome["error"]
+        snap = store.snapshot(since=-1)
+        msg = str(e) if isinstance(e, (DatasetUnavailable, runs.RunError, ValueError, OSError)) else snap.get("error")
+        print(json.dumps({"status": "failed", "error": msg or repr(e), "run_id": snap.get("run_id")}))
         return 1
-    done.set()
-    bar.join()
+    run = outcome["run"]
     m = run.meta
     print(json.dumps({"run_id": run.id, "path": str(run.path), "status": m["status"],
                       "epochs_done": m.get("epochs_done"), "test_accuracy": round(m["test_accuracy"], 4),

@@ -186,10 +186,16 @@ def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     if len(x) == 0:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
     if len(x) <= batch_size:
-        # direct call: ~10x less overhead than predict() for one image; float32 because models
-        # rescale 0..255 themselves and an integer tensor would break a custom first layer
-        logits = model(x.astype(np.float32), training=False)
-        logits = logits.numpy() if hasattr(logits, "numpy") else np.asarray(logits)
+        # float32 because models rescale 0..255 themselves and an integer tensor would break a custom
+        # first layer
+        x = x.astype(np.float32)
+        if getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1) == 1:
+            # one compiled graph call (traced once per model): the eager model(x) runs every layer in
+            # Python, ~30x slower for one image (bench/bench_predict.py); predict() adds a data pipeline
+            logits = np.asarray(model.predict_on_batch(x))
+        else:  # a model built under MirroredStrategy: predict_on_batch would run the batch once per replica
+            logits = model(x, training=False)
+            logits = logits.numpy() if hasattr(logits, "numpy") else np.asarray(logits)
     else:
         # uint8 goes in as is: Keras casts each batch to the Input dtype (same logits), so a big
         # test set isn't copied whole as float32 (4x its size)

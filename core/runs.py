@@ -125,7 +125,8 @@ class Run:
         return f"{self.dataset} · {self.config.get('arch', '?')} · {acc_s} ({kind})"
 
     def history(self) -> dict:
-        return read_json(self.path / "history.json", {}) or {}
+        history = read_json(self.path / "history.json", {})
+        return history if isinstance(history, dict) else {}  # a damaged file reads as no history
 
 
 def load_run(path: Path, bundled: bool = False) -> Run:
@@ -178,6 +179,8 @@ def delete_run(run: Run, runs_dir: Path | None = None) -> None:
     target = run.path.resolve()
     if run.bundled or target.parent != runs_dir:
         raise RunError(f"refusing to delete {run.path}: not a run in {runs_dir}")
+    if load_run(target).status == "running":  # re-read: it may have started since it was listed
+        raise RunError(f"run {run.id} is still training: stop it first")
     shutil.rmtree(target)
 
 

@@ -43,8 +43,9 @@ def _on_cell() -> None:
         st.session_state["m_true"], st.session_state["m_pred"] = int(true), int(predicted)
 
 
-st.session_state.setdefault("m_true", ANY)
-st.session_state.setdefault("m_pred", ANY)
+for key in ("m_true", "m_pred"):  # a class of the previous dataset may not exist in this one
+    if st.session_state.get(key) not in range(ANY, len(names)):
+        st.session_state[key] = ANY
 label = {ANY: "any", **dict(enumerate(names))}
 left, right = st.columns([3, 2])
 with left:
@@ -73,7 +74,8 @@ def caption(i: int) -> str:
     return f"Label: {names[y[i]]} | Predict: {names[pred[i]]} ({probs[i, pred[i]]:.0%})"
 
 
-detail = st.session_state.get("m_detail")
+opened = st.session_state.get("m_detail")  # (model, test index): a detail belongs to the model it was opened on
+detail = opened[1] if isinstance(opened, tuple) and opened[0] == str(run.path) else None
 if detail is not None and detail < len(y):
     with st.container(border=True):
         d1, d2 = st.columns([1, 2])
@@ -92,16 +94,20 @@ st.download_button("Download these mistakes as CSV", export.to_csv([
     for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:")
 
 if len(idx) == 0:
-    st.success("No mistakes with this filter.")
+    st.success("No mistakes with this filter." + (" That cell holds the correctly classified images."
+                                                  if true_c == pred_c != ANY else ""))
 else:
     pages = (len(idx) - 1) // PAGE_SIZE + 1
-    if st.session_state.get("m_filter") != (true_c, pred_c, sort, seed):  # a new filter starts at page 1
-        st.session_state["m_filter"], st.session_state["m_page"] = (true_c, pred_c, sort, seed), 1
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="m_page") if pages > 1 else 1
+    view = (str(run.path), true_c, pred_c, sort, seed)
+    if st.session_state.get("m_filter") != view or not 1 <= st.session_state.get("m_page", 1) <= pages:
+        st.session_state["m_filter"], st.session_state["m_page"] = view, 1  # a new filter starts at page 1
+    page = st.number_input(f"Page (of {pages})", 1, pages, key="m_page") if pages > 1 else 1
     st.caption(f"{len(idx):,} images · showing {PAGE_SIZE * (page - 1) + 1}–{min(PAGE_SIZE * page, len(idx))}")
     shown = idx[PAGE_SIZE * (page - 1): PAGE_SIZE * page]
-    cols = st.columns(6)
     for k, i in enumerate(shown):
+        if k % 6 == 0:
+            cols = st.columns(6)  # one row of columns per 6 images, so rows stay aligned when captions wrap
         with cols[k % 6]:
             st.image(charts.enlarge(ds.x_test[i], 112), caption=caption(i))
-            st.button("Details", key=f"m_open_{i}", on_click=st.session_state.__setitem__, args=("m_detail", int(i)))
+            st.button("Details", key=f"m_open_{i}", on_click=st.session_state.__setitem__,
+                      args=("m_detail", (str(run.path), int(i))))

@@ -58,7 +58,8 @@ with left:
 
 with right:
     if image is None:
-        st.info("Draw a digit on the canvas." if mode == "Draw" else "Upload an image to classify it.")
+        thing = "a digit" if run.dataset == "mnist" else "one item"
+        st.info(f"Draw {thing} on the canvas." if mode == "Draw" else "Upload an image to classify it.")
     else:
         try:
             out = predict_image(model, image, names, box=box)

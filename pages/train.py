@@ -49,7 +49,7 @@ def config_form() -> TrainConfig:
     cfg = TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch), learning_rate=lr,
                       optimizer=optimizer, validation_split=val, seed=int(seed),
                       max_train_samples=int(subset) or None,
-                      data_path=state.folder_path() if dataset == "folder" else None)
+                      data_path=state.folder_path(dataset))
     st.query_params.from_dict(settings.to_query(cfg))  # the address bar now reproduces this set-up
     st.caption("Share this page's address to share these settings.")
     return cfg
@@ -96,6 +96,8 @@ def result(job: jobs.Job) -> None:
         st.error(f"Training failed: {job.error}")
         return
     if job.run is None:
+        if job.store.snapshot(since=-1).get("status") == "cancelled":
+            st.info("Stopped while queued: this training never started.")
         return
     m = job.run.meta
     st.success(f"Run **{job.run.id}** {m['status']}: test accuracy **{m['test_accuracy']:.2%}**, "
@@ -111,7 +113,10 @@ if busy:
     st.fragment(run_every=1.0)(live)()
 else:
     cfg = config_form()
-    if st.button("Start training", type="primary", icon=":material/play_arrow:"):
+    available, why = state.status(cfg.dataset, cfg.data_path)
+    if not available:
+        st.warning(f"**{DATASETS[cfg.dataset].title} is not available here.** {why}")
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=not available):
         jobs.start(cfg)
         st.rerun()
     if job is not None:

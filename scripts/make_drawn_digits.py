@@ -17,7 +17,7 @@ and its digit comes from one of
              without flag and base, crossed 7, ...) with jittered points, slant, aspect and
              curvature, drawn with a round brush.
 Every digit is placed at a random position (anywhere, small in a corner to filling the canvas),
-size (40-260 px tall on the canvas), stroke width and rotation (±15°).
+size (50-260 px tall on the canvas), stroke width and rotation (±15°).
 
 The fonts are needed only to regenerate the file (the npz is committed). They come from these
 Debian packages (apt-get install ...):
@@ -28,8 +28,8 @@ A font that is missing is skipped with a warning (and the file then differs).
 
 Arrays in the npz (no pickles): data (uint8, all encoded images back to back), offsets (N+1),
 label, source ('font'/'brush'/'synthetic'), medium ('canvas'/'photo'), font (file name or ''),
-height (digit height in px), frac (digit height / image side), stroke (estimated stroke width in
-px), angle (degrees), split ('val' = for choosing a model, 'test' = for the reported figure).
+height (digit height in px), frac (digit height / image side), stroke (stroke width in canvas px:
+the brush, or for 'font' an estimate), angle (degrees), split ('val' = for choosing a model, 'test' = for the reported figure).
 
 evaluate(model, split) runs a sample through core.inference.preprocess + predict as the app does
 and returns the accuracy overall and per group; train_defaults.py and the tests use it.
@@ -306,10 +306,10 @@ def make(n: int = N, seed: int = SEED) -> dict[str, np.ndarray]:
         source = rng.choice(["font", "brush", "synthetic"], p=[0.3, 0.3, 0.4])
         medium = "photo" if rng.random() < 0.25 else "canvas"
         side = SIDE if medium == "canvas" else int(rng.integers(160, 301))
-        frac = math.exp(rng.uniform(math.log(0.15), math.log(0.93)))  # digit height / image side
+        frac = math.exp(rng.uniform(math.log(0.18), math.log(0.93)))  # digit height / image side
         height = frac * side
-        canvas_h = frac * SIDE  # the same drawing on the 280 canvas: brush 8-32 px, never a blob
-        brush = rng.uniform(8, min(32, max(9, 0.3 * canvas_h)))
+        canvas_h = frac * SIDE  # the same drawing on the 280 canvas: brush 8-32 px, at most h / 4
+        brush = rng.uniform(8, min(32, max(9, 0.25 * canvas_h)))
         stroke = brush * side / SIDE
         angle = rng.uniform(-15, 15)
         cov, font = render(label, str(source), rng, fonts, side, height, stroke, angle)
@@ -322,7 +322,8 @@ def make(n: int = N, seed: int = SEED) -> dict[str, np.ndarray]:
         cols["font"].append(font)
         cols["height"].append(int(rows[-1] - rows[0] + 1) if len(rows) else 0)
         cols["frac"].append(round(cols["height"][-1] / side, 3))
-        cols["stroke"].append(round(stroke_width(a) * SIDE / side, 1))  # as if on the 280 canvas
+        # stroke width as if on the 280 canvas: the brush, or for a font glyph an estimate
+        cols["stroke"].append(round(stroke_width(a) * SIDE / side if source == "font" else brush, 1))
         cols["angle"].append(round(angle, 1))
         cols["split"].append("val" if (i // 10) % 2 == 0 else "test")
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)

@@ -17,7 +17,6 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `pytest` run from elsewhere than the repo root can still import core
     sys.path.insert(0, str(ROOT))
-PYTHON = sys.executable  # the venv's interpreter when run as /work/main/.venv/bin/python -m pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,6 +46,18 @@ def cli_env(**extra) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def subprocess_env():
+    """cli_env as a fixture (test modules can't reliably `import conftest`: tests/browser has one too)."""
+    return cli_env
+
+
+@pytest.fixture(scope="session")
+def slice_dataset():
+    """dataset_slice as a fixture, for the same reason."""
+    return dataset_slice
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli_env
 from core import runs
 from core.runs import RunError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_run(runs_dir, name, meta=None, model_from=None, raw=None):
@@ -131,7 +133,9 @@ def test_damaged_run_json_lists_as_incomplete_without_crashing(runs_dir, trained
     real = (trained[0].path / "run.json").read_bytes()
     make_run(runs_dir, "truncated", raw=real[: len(real) // 2], model_from=trained[0].model_path)
     make_run(runs_dir, "garbage", raw=b"\x00\xff garbage \x89PNG")
+    (runs_dir / "garbage" / "history.json").write_text("[1, 2]")
     make_run(runs_dir, "empty", raw=b"")
+    (runs_dir / "empty" / "history.json").write_text('{"epochs": [{"epoch": 1, "lo')
     make_run(runs_dir, "a_list", raw=b"[1, 2, 3]")
     make_run(runs_dir, "a_string", raw=b'"finished"')
     make_run(runs_dir, "bad_types", {"status": "finished", "config": "mnist", "created": 17,
@@ -143,7 +147,7 @@ def test_damaged_run_json_lists_as_incomplete_without_crashing(runs_dir, trained
     assert sorted(r.id for r in listed) == ["a_list", "a_string", "bad_types", "empty", "garbage", "no_json",
                                             "truncated"]
     for r in listed:
-        assert r.label and isinstance(r.config, dict) and isinstance(r.history(), dict)
+        assert r.label and isinstance(r.config, dict) and r.history() == {}
         if r.id != "bad_types":
             assert r.status == "incomplete" and not r.usable
     assert runs.load_run(runs_dir / "bad_types").status == "finished"  # its model is there; odd fields shown as is
@@ -197,14 +201,14 @@ print("NOT KILLED", flush=True)
 
 
 @pytest.fixture(scope="module")
-def killed_runs(tmp_path_factory):
+def killed_runs(tmp_path_factory, subprocess_env):
     """Two real training processes, SIGKILLed mid-epoch and mid-save (run side by side to save time)."""
     base = tmp_path_factory.mktemp("killed")
     procs = {}
     for mode in ("epoch", "save"):
         (base / mode).mkdir()
         procs[mode] = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, mode, str(base / mode)], cwd=ROOT,
-                                       env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                       env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for mode, p in procs.items():
             line = p.stdout.readline()  # blocks until the process reaches the moment we kill it at
@@ -361,3 +365,11 @@ def test_new_run_dirs_are_unique_and_errors_are_run_errors(tmp_path):
     with pytest.raises(RunError, match="cannot create a run"):
         runs.new_run_dir(blocker / "runs", "mnist", "dense")
     assert time.strftime("%Y%m%d") in a.name
+
+
+def test_delete_refuses_a_run_that_is_still_training(runs_dir):
+    path = runs.new_run_dir(runs_dir, "mnist", "dense")
+    runs.write_json_atomic(path / "run.json", {"status": "running", "pid": os.getpid(), "host": os.uname().nodename})
+    with pytest.raises(runs.RunError, match="still training"):
+        runs.delete_run(runs.load_run(path), runs_dir)
+    assert path.is_dir()

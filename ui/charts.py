@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas  # noqa: F401  see below
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+
+# Plotly checks sys.modules for pandas without importing it. The server's warm-up thread imports
+# TensorFlow, which imports pandas: a figure built meanwhile finds a half-initialised pandas and fails
+# with "partially initialized module 'pandas' has no attribute 'Series'". A real import here waits
+# for that import to finish (or does it), so every chart is built with a complete pandas.
 
 MAX_POINTS = 1000
 RED, BLUE, GREY = "#d62728", "#1f77b4", "#b0b0b0"
@@ -11,14 +16,26 @@ CURVE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 
 
 def smooth(values: np.ndarray, weight: float = 0.6) -> np.ndarray:
-    """TensorBoard-style exponential moving average, debiased at the start."""
+    """TensorBoard-style exponential moving average, debiased at the start (non-finite values skipped)."""
     values = np.asarray(values, dtype=float)
-    out, last, n = np.empty_like(values), 0.0, 0
-    for i, v in enumerate(values):
-        if np.isfinite(v):
-            n += 1
-            last = last * weight + (1 - weight) * v
-        out[i] = last / (1 - weight ** n) if n else np.nan
+    if not np.isfinite(values).all():
+        out, last, n = np.empty_like(values), 0.0, 0
+        for i, v in enumerate(values):
+            if np.isfinite(v):
+                n += 1
+                last = last * weight + (1 - weight) * v
+            out[i] = last / (1 - weight ** n) if n else np.nan
+        return out
+    # vectorised in blocks (the live chart smooths every batch of the run once a second); within a block
+    # ema_k = w^(k+1)·last + (1-w)·w^k·Σ_{j≤k} v_j/w^j, and 256 keeps w^-j inside float64's range
+    out, last = np.empty_like(values), 0.0
+    for s in range(0, len(values), 256):
+        block = values[s:s + 256]
+        k = np.arange(len(block))
+        power = weight ** k
+        ema = weight ** (k + 1) * last + (1 - weight) * power * np.cumsum(block / power)
+        out[s:s + len(block)] = ema / (1 - weight ** (s + k + 1))
+        last = ema[-1]
     return out
 
 
@@ -31,10 +48,22 @@ def downsample(x, *ys, max_points: int = MAX_POINTS):
     return (np.asarray(x)[idx], *[np.asarray(y)[idx] for y in ys])
 
 
-def _two_panels(title_left: str, title_right: str, height: int = 300) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(title_left, title_right), horizontal_spacing=0.08)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
-    return fig
+def _two_panels(titles: tuple[str, str], left: list[dict], right: list[dict], x_axis: dict,
+                height: int = 300, **layout) -> go.Figure:
+    """Two charts side by side, built from plain dicts in one go: make_subplots and trace-by-trace
+    validation take 0.1–0.5 s a figure on a busy machine, too slow for charts redrawn every second."""
+    for trace in right:
+        trace.update(xaxis="x2", yaxis="y2")
+
+    def title(text: str, x: float) -> dict:
+        return dict(text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                    showarrow=False, font=dict(size=16))
+
+    return go.Figure(dict(data=[*left, *right], layout=dict(
+        height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2),
+        xaxis=dict(domain=[0, 0.46], anchor="y", **x_axis), yaxis=dict(anchor="x"),
+        xaxis2=dict(domain=[0.54, 1], anchor="y2", **x_axis), yaxis2=dict(anchor="x2"),
+        annotations=[title(titles[0], 0.23), title(titles[1], 0.77)], **layout)))
 
 
 def batch_curves(snap: dict) -> go.Figure:
@@ -42,32 +71,34 @@ def batch_curves(snap: dict) -> go.Figure:
     steps = snap["steps"]
     loss, acc = smooth(snap["loss"]), smooth(snap["accuracy"])
     steps, loss, acc = downsample(steps, loss, acc)
-    fig = _two_panels("loss per batch", "accuracy per batch")
-    fig.add_trace(go.Scatter(x=steps, y=loss, mode="lines", name="loss", line_color=BLUE), 1, 1)
-    fig.add_trace(go.Scatter(x=steps, y=acc, mode="lines", name="accuracy", line_color="#ff7f0e"), 1, 2)
-    fig.update_xaxes(title_text="batch")
-    fig.update_layout(showlegend=False)
-    return fig
+    return _two_panels(("loss per batch", "accuracy per batch"),
+                       [dict(type="scatter", x=steps, y=loss, mode="lines", name="loss", line=dict(color=BLUE))],
+                       [dict(type="scatter", x=steps, y=acc, mode="lines", name="accuracy",
+                             line=dict(color="#ff7f0e"))],
+                       dict(title=dict(text="batch")), showlegend=False)
 
 
 def epoch_curves(histories: dict[str, list[dict]]) -> go.Figure:
     """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per run."""
-    fig = _two_panels("loss", "accuracy")
+    panels: dict[str, list[dict]] = {"loss": [], "accuracy": []}
+    most = 0
     for i, (name, rows) in enumerate(histories.items()):
         color = CURVE_COLORS[i % len(CURVE_COLORS)]
         epochs = [r.get("epoch", j + 1) for j, r in enumerate(rows)]
-        for col, metric in ((1, "loss"), (2, "accuracy")):
+        most = max(most, len(epochs))
+        for metric, traces in panels.items():
             for prefix, dash in (("", "solid"), ("val_", "dash")):
                 ys = [r.get(prefix + metric) for r in rows]
                 if all(y is None or not np.isfinite(y) for y in ys):
                     continue
                 label = f"{name} {'validation' if prefix else 'train'}" if len(histories) > 1 else \
                     ("validation" if prefix else "train")
-                fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=label,
-                                         line=dict(color=color, dash=dash), legendgroup=label,
-                                         showlegend=col == 1), 1, col)
-    fig.update_xaxes(title_text="epoch", dtick=1)
-    return fig
+                traces.append(dict(type="scatter", x=epochs, y=ys, mode="lines+markers", name=label,
+                                   line=dict(color=color, dash=dash), legendgroup=label,
+                                   showlegend=metric == "loss"))
+    ticks = dict(dtick=1) if most <= 20 else dict(tickformat="d")  # a tick per epoch while they fit
+    return _two_panels(("loss", "accuracy"), panels["loss"], panels["accuracy"],
+                       dict(title=dict(text="epoch"), **ticks))
 
 
 def confusion(cm: np.ndarray, class_names, selected: tuple[int, int] | None = None) -> go.Figure:
@@ -82,7 +113,9 @@ def confusion(cm: np.ndarray, class_names, selected: tuple[int, int] | None = No
     text_color = np.where(shown[t, p] > shown.max() * 0.6, "white", "black")
     fig.add_trace(go.Scatter(
         x=[names[i] for i in p], y=[names[i] for i in t], mode="markers+text", text=cm[t, p].astype(str),
-        textfont=dict(color=list(text_color), size=11), customdata=np.c_[t, p],
+        textfont=dict(color=list(text_color), size=11),
+        customdata=np.c_[t, p].tolist(),  # a list: a numpy array reaches the browser as a typed array, whose
+        # rows Streamlit returns in selections as {"0": t, "1": p} dicts instead of [t, p]
         marker=dict(symbol="square", size=max(14, 420 // n), color="rgba(0,0,0,0.01)"),
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images<extra></extra>", name="cells"))
     if selected is not None:
@@ -107,7 +140,8 @@ def confidence_bars(probs: np.ndarray, class_names, predicted: int | None = None
                            marker_color=colors, text=[f"{p:.1%}" for p in probs], textposition="auto",
                            hovertemplate="%{y}: %{x:.2f}%<extra></extra>"))
     fig.update_layout(height=height or 26 * len(class_names) + 60, margin=dict(l=10, r=10, t=10, b=30),
-                      xaxis=dict(range=[0, 100], title="confidence %"), yaxis=dict(autorange="reversed"))
+                      xaxis=dict(range=[0, 100], title="confidence %"),
+                      yaxis=dict(autorange="reversed", type="category"))  # "0".."9" are names, not numbers
     return fig
 
 
@@ -115,7 +149,8 @@ def class_counts(names, train_counts, test_counts) -> go.Figure:
     """Images per class in each split."""
     fig = go.Figure([go.Bar(x=list(names), y=train_counts, name="train"),
                      go.Bar(x=list(names), y=test_counts, name="test")])
-    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(type="category"))  # else digit names make a numeric axis labelled 0, 2, 4…
     return fig
 
 
@@ -126,7 +161,7 @@ def per_class_accuracy(names, accuracy) -> go.Figure:
     fig = go.Figure(go.Bar(x=[str(n) for n in names], y=acc, marker_color=colors,
                            text=[f"{a:.1f}%" for a in acc], textposition="auto"))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10),
-                      yaxis=dict(range=[max(0, acc.min() - 10), 100], title="accuracy %"))
+                      xaxis=dict(type="category"), yaxis=dict(range=[max(0, acc.min() - 10), 100], title="accuracy %"))
     return fig
 
 

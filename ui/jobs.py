@@ -45,11 +45,13 @@ class Job:
     def _target(self, slots: threading.Semaphore) -> None:
         from core.training import train
 
-        self.store.update(status="queued")
-        while not slots.acquire(timeout=0.5):  # wait for a free slot, but honour Stop meanwhile
-            if self.stop.is_set():
-                self.store.update(status="cancelled")
-                return
+        if not slots.acquire(blocking=False):
+            self.store.update(status="queued")  # only now: the page says another training holds the slot
+            while not slots.acquire(timeout=0.5):  # wait for a free slot, but honour Stop meanwhile
+                if self.stop.is_set():
+                    self.store.update(status="cancelled")
+                    return
+            self.store.update(status="starting")
         try:
             self.run = train(self.config, store=self.store, stop=self.stop)
         except BaseException as e:  # recorded in the run and shown on the page; the app keeps working

@@ -29,8 +29,9 @@ def active_dataset() -> str:
     return st.session_state.get(DATASET_KEY, "mnist")
 
 
-def folder_path() -> str | None:
-    return st.session_state.get(PATH_KEY) or None if active_dataset() == "folder" else None
+def folder_path(name: str | None = None) -> str | None:
+    """The sidebar's folder path when `name` (default: the active dataset) is the folder dataset."""
+    return (st.session_state.get(PATH_KEY) or None) if (name or active_dataset()) == "folder" else None
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner=False)
@@ -84,9 +85,18 @@ def _model(path: str, mtime: float):
     return runs.load_model(Path(path))
 
 
+def _unusable(run: runs.Run, e: Exception):
+    """A model file that won't load (damaged, deleted meanwhile): say so on the page and end the run."""
+    st.error(f"**Model {run.label} cannot be used.** {e} Pick another model in the sidebar.")
+    st.stop()
+
+
 def model(run: runs.Run):
     """The run's Keras model, loaded once per file version; never mutate it."""
-    return _model(str(run.model_path), run.model_path.stat().st_mtime)
+    try:
+        return _model(str(run.model_path), run.model_path.stat().st_mtime)
+    except (runs.RunError, OSError) as e:
+        _unusable(run, e)
 
 
 @st.cache_data(max_entries=8, show_spinner="Predicting the test set…")
@@ -97,15 +107,22 @@ def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> n
     stored = Path(model_path).with_name("test_probs.npy")
     meta = runs.read_json(stored.with_name("run.json"), {}) or {}
     if stored.exists() and meta.get("data", {}).get("source") == ds.source:
-        probs = np.load(stored)
-        if probs.shape == (len(ds.y_test), ds.num_classes):
+        try:
+            probs = np.load(stored)
+        except (OSError, ValueError):  # a damaged file: predict again below
+            probs = None
+        if probs is not None and probs.shape == (len(ds.y_test), ds.num_classes):
             return probs  # saved by training on exactly this test split
     return predict(_model(model_path, mtime), ds.x_test)
 
 
 def test_probs(run: runs.Run, ds) -> np.ndarray:
     """Test-set probabilities of a model on a dataset, computed once and cached."""
-    return _test_probs(str(run.model_path), run.model_path.stat().st_mtime, ds.name, run.config.get("data_path"))
+    try:
+        return _test_probs(str(run.model_path), run.model_path.stat().st_mtime, ds.name,
+                           run.config.get("data_path"))
+    except (runs.RunError, OSError) as e:
+        _unusable(run, e)
 
 
 def sidebar() -> None:

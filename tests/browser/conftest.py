@@ -1,0 +1,246 @@
+"""Browser end-to-end fixtures: the real app (`streamlit run`) driven in Debian's Chromium by Playwright.
+
+    app      one Streamlit server for the session: a free local port, headless, offline data, a throwaway
+             runs folder; stopped by process group at the end whatever happens
+    browser  Chromium from /usr/bin/chromium (Playwright's own browser download is not needed)
+    page     a fresh browser context (= a fresh Streamlit session) per test, 1400×1000
+
+Without the playwright package or without Chromium every browser test is skipped with the reason.
+Screenshots of each page go to $CLASSIFIER_LAB_SCREENSHOTS (e.g. docs/screenshots, to refresh the README's
+pictures) or else to the session's temp folder, so a test run leaves the repository untouched.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("CLASSIFIER_LAB_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 1000}
+SLOW_TF_SECONDS = 60  # see slow_tf_app
+START_TIMEOUT = 120  # s until the server answers (a loaded 2-core machine is slow to import Streamlit)
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # reported as the skip reason below
+    sync_playwright = None
+
+
+def missing() -> str | None:
+    """Why browser tests cannot run here, or None."""
+    if sync_playwright is None:
+        return "the playwright Python package is not installed (pip install -r requirements-dev.txt)"
+    if not CHROMIUM.is_file():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CLASSIFIER_LAB_CHROMIUM)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test in this folder is a browser test; skipped with the reason where it cannot run."""
+    here, reason = Path(__file__).parent, missing()
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=f"browser tests: {reason}"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class App:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    runs_dir: Path
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it lingers (training threads, TF)."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextmanager
+def serve_app(workdir: Path, **env):
+    """`streamlit run streamlit_app.py` on a free port with its own runs folder; yields an App."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs_dir, log_path = workdir / "runs", workdir / "streamlit.log"
+    runs_dir.mkdir(exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "CLASSIFIER_LAB_OFFLINE": "1", "CLASSIFIER_LAB_RUNS": str(runs_dir),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **env}
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
+           "--server.fileWatcherType", "none"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)  # own group: killpg
+    app = App(f"http://127.0.0.1:{port}", proc, log_path, runs_dir)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{app.log_tail()}")
+            try:
+                with urllib.request.urlopen(app.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer within {START_TIMEOUT} s:\n{app.log_tail()}")
+            time.sleep(0.25)
+        yield app
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    reason = missing()
+    if reason:
+        pytest.skip(f"browser tests: {reason}")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def app(browser, tmp_path_factory):
+    """The app shared by the scenarios (each test gets its own browser session)."""
+    with serve_app(tmp_path_factory.mktemp("app")) as app:
+        yield app
+
+
+SLOW_IMPORT = """\
+# Written by tests/browser/conftest.py: executing the `tensorflow` package takes {delay} s longer in this process.
+# (The sleep is in the loader, which holds only tensorflow's own import lock: other imports go on meanwhile.)
+import importlib.machinery
+import sys
+import time
+
+
+class _SlowTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            execute = spec.loader.exec_module
+
+            def slow_exec_module(module):
+                time.sleep({delay})
+                execute(module)
+
+            spec.loader.exec_module = slow_exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _SlowTensorFlow())
+"""
+
+
+@pytest.fixture
+def slow_tf_app(browser, tmp_path):
+    """A fresh app whose TensorFlow import takes `SLOW_TF_SECONDS` longer than usual (a sitecustomize hook).
+
+    Whatever waits for TensorFlow then visibly waits that long, on any machine, fast or slow.
+    """
+    hook = tmp_path / "slow_tf"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_IMPORT.format(delay=SLOW_TF_SECONDS))
+    pythonpath = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    with serve_app(tmp_path / "app", PYTHONPATH=pythonpath) as app:
+        yield app
+
+
+@pytest.fixture
+def fresh_app(browser, tmp_path):
+    """An app of the test's own, started for it (nobody has opened it yet)."""
+    with serve_app(tmp_path / "app") as app:
+        yield app
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    path = Path(os.environ.get("CLASSIFIER_LAB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    path = path if path.is_absolute() else ROOT / path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's outcome on the test item, so `page` can keep evidence of a failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@contextmanager
+def browser_session(browser, app: App, request, tmp_path: Path):
+    """A new browser context (a new Streamlit session); on failure its screenshot and the server log are kept."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=app.url)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        rep = getattr(request.node, "rep_call", None)
+        if rep is None or rep.failed:
+            shot = tmp_path / f"failure-{app.url.rsplit(':', 1)[-1]}.png"
+            try:
+                page.screenshot(path=str(shot))
+                print(f"\nscreenshot at failure: {shot}")
+            except Exception as e:  # the page or the browser may be gone
+                print(f"\nno screenshot at failure: {e}")
+            print(f"streamlit log ({app.log}), last lines:\n{app.log_tail(3000)}")
+        context.close()
+
+
+@pytest.fixture
+def open_session(browser, request, tmp_path):
+    """open_session(app) -> a page in a new browser session on that app, closed after the test."""
+    with ExitStack() as stack:
+        yield lambda app: stack.enter_context(browser_session(browser, app, request, tmp_path))
+
+
+@pytest.fixture
+def page(app, open_session):
+    """A fresh browser session on the shared app."""
+    return open_session(app)

@@ -1,0 +1,396 @@
+"""The Streamlit app through AppTest: every page renders, training starts and stops, the Mistakes page
+filters by confusion-matrix cell, Predict reads uploads, and unavailable datasets only warn.
+
+AppTest runs the script in this process, so CLASSIFIER_LAB_RUNS set here reaches the app. Two AppTest
+gaps are bridged here (Streamlit 1.67):
+- `run_every` never fires: a live fragment is polled by calling `at.run()` again;
+- plotly `on_select` has no AppTest interaction: `click_chart_point` sends the selection the browser
+  would send (the same widget state), so the page's own callback runs.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
+# every page the entrypoint routes to, so a new page is covered without editing this list
+PAGES = re.findall(r'st\.Page\("(pages/\w+\.py)"', (ROOT / "streamlit_app.py").read_text())
+TIMEOUT = 120  # per script run: the first one that touches Keras imports TensorFlow on a busy machine
+TRAIN_WAIT = 120
+CAPTION = re.compile(r"^Label: (.+) \| Predict: (.+) \((\d+)%\)$")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def app_env(tmp_path_factory):
+    """A runs folder of this module's own, and AppTest running the entrypoint as a browser does.
+
+    AppTest resets Streamlit's "uses a pages/ directory" flag before every run, so a run after
+    switch_page() would execute the page file alone (Streamlit's old multipage mode: no sidebar)
+    instead of the entrypoint's st.navigation. In a browser session the flag stays off once the
+    entrypoint has run, which is what this reproduces; test_direct_first_visit documents the gap.
+    """
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.pages_manager import PagesManager
+
+    class NavigationOnly(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    runs_dir = tmp_path_factory.mktemp("app_runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLASSIFIER_LAB_RUNS", str(runs_dir))
+        mp.setenv("CLASSIFIER_LAB_OFFLINE", "1")
+        mp.setenv("CLASSIFIER_LAB_MAX_TRAININGS", "1")
+        mp.setattr(app_test, "PagesManager", NavigationOnly)
+        yield runs_dir
+
+
+@pytest.fixture(scope="module")
+def mnist_run(app_env):
+    """A finished 1-epoch dense MNIST run in the app's runs folder (the model the pages show)."""
+    from core.training import TrainConfig, train
+
+    return train(TrainConfig(dataset="mnist", arch="dense", epochs=1, max_train_samples=500,
+                             runs_dir=str(app_env)))
+
+
+def new_app(active_run=None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if active_run is not None:
+        at.session_state["active_model"] = str(active_run.path)
+    return at.run()
+
+
+def open_page(at, page: str):
+    at.switch_page(page)
+    return at.run()
+
+
+def values(elements) -> list:
+    return [e.value for e in elements]
+
+
+def assert_clean(at, where: str = "") -> None:
+    """No uncaught exception and no st.error on the page."""
+    assert not at.exception, f"{where}: exception {values(at.exception)}"
+    assert not at.error, f"{where}: error {values(at.error)}"
+
+
+def chart(at, key: str):
+    found = [e for e in at.get("plotly_chart") if e.key == key]
+    return found[0] if found else None
+
+
+def chart_spec(at, key: str) -> dict:
+    return json.loads(chart(at, key).proto.spec)
+
+
+def captions(at) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def click_chart_point(at, key: str, point: dict):
+    """Select one point of an on_select plotly chart, as a click in the browser does, and rerun."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    element = chart(at, key)
+    assert element is not None, f"no plotly chart {key!r}"
+    selection = {"selection": {"points": [point], "point_indices": [point.get("point_index", 0)],
+                               "box": [], "lasso": []}}
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=element.proto.id, string_value=json.dumps(selection)))
+    return at._run(states)
+
+
+def poll(at, done, timeout: float = TRAIN_WAIT, every: float = 0.5):
+    """Rerun (what the 1 s fragment timer does in a browser) until done(at) or the timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        assert_clean(at, "while training")
+        if done(at):
+            return at
+        time.sleep(every)
+        at.run()
+    progress = [p.proto.text for p in at.get("progress")]
+    raise AssertionError(f"not done after {timeout:.0f} s; progress: {progress}")
+
+
+def set_training_form(at, epochs: int, samples: int, dataset: str = "mnist", arch: str = "dense"):
+    at.selectbox(key="train_dataset").set_value(dataset)
+    at.selectbox(key="train_arch").set_value(arch)
+    at.run()  # the architecture's presets load on change; set the numbers after them
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_subset").set_value(samples)
+    return at
+
+
+def button(at, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return found[0]
+
+
+def model_options(at) -> list[str]:
+    boxes = [s for s in at.sidebar.selectbox if s.key == "active_model"]
+    return list(boxes[0].proto.options) if boxes else []
+
+
+def test_every_page_is_routed():
+    assert {"pages/home.py", "pages/data.py", "pages/train.py", "pages/runs.py", "pages/mistakes.py",
+            "pages/predict.py"} <= set(PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders(page, mnist_run):
+    at = open_page(new_app(mnist_run), page)
+    assert_clean(at, page)
+    assert at.title, f"{page} has no title"
+    assert [s.key for s in at.sidebar.selectbox][:1] == ["active_dataset"], "the shared sidebar is missing"
+    assert at.sidebar.selectbox(key="active_model").value == str(mnist_run.path)
+
+
+@pytest.mark.xfail(strict=True, reason="Streamlit runs a page file alone (no entrypoint, no sidebar) on a "
+                   "server's first run when the app has a folder named pages/; renaming it fixes this")
+def test_direct_first_visit_has_sidebar(monkeypatch):
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.pages_manager import PagesManager
+
+    monkeypatch.setattr(app_test, "PagesManager", PagesManager)  # every AppTest run is a fresh server
+    at = open_page(new_app(), "pages/runs.py")
+    assert_clean(at)
+    assert [s.key for s in at.sidebar.selectbox][:1] == ["active_dataset"]
+
+
+def test_data_page_counts_and_augmentation():
+    at = open_page(new_app(), "pages/data.py")
+    assert_clean(at, "data")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["classes"] == "10"
+    assert metrics["train images"] == "8,000" and metrics["test images"] == "2,000"  # the offline subset
+    assert metrics["image shape"] == "28×28"
+    counts = chart_spec(at, "counts_chart")["data"]
+    assert [t["name"] for t in counts] == ["train", "test"]
+    caps = captions(at)
+    assert caps.count("original") == 6, caps
+    assert all(caps.count(f"#{j}") == 6 for j in range(1, 5)), caps
+    at.number_input(key="aug_seed").set_value(7).run()  # a new seed redraws the preview
+    assert_clean(at, "data, new seed")
+    assert captions(at).count("original") == 6
+
+
+@pytest.mark.parametrize("dataset", ["flowers", "folder"])
+def test_unavailable_dataset_warns_on_every_page(dataset, mnist_run):
+    at = new_app()
+    at.sidebar.selectbox(key="active_dataset").set_value(dataset).run()
+    for page in PAGES:
+        open_page(at, page)
+        assert_clean(at, f"{dataset} on {page}")
+        assert any("not available" in w.lower() for w in values(at.warning)), f"{page}: {values(at.warning)}"
+        assert not model_options(at), "a model of another dataset is offered"
+    open_page(at, "pages/data.py")
+    assert any("is not available here" in w for w in values(at.warning))
+    open_page(at, "pages/train.py")
+    assert at.selectbox(key="train_dataset").value == dataset
+    assert button(at, "Start training").disabled, "training an unavailable dataset can be started"
+
+
+def test_train_run_appears_in_runs_and_sidebar(app_env):
+    at = open_page(new_app(), "pages/train.py")
+    assert_clean(at, "train")
+    set_training_form(at, epochs=1, samples=500)
+    button(at, "Start training").click().run()
+    assert button(at, "Stop"), "no Stop button while training"
+    poll(at, lambda a: bool(a.success))
+    message = at.success[0].value
+    assert " finished: test accuracy " in message, message
+    run_id = re.search(r"Run \*\*(\S+)\*\*", message).group(1)
+    assert (app_env / run_id / "model.keras").is_file()
+    assert chart(at, "batch_chart") is not None and chart(at, "epoch_chart") is not None
+    assert any(run_id in option for option in model_options(at)), model_options(at)
+
+    open_page(at, "pages/runs.py")
+    assert_clean(at, "runs")
+    table = at.dataframe[0].value
+    row = table[table["run"] == run_id]
+    assert len(row) == 1 and row["status"].iloc[0] == "finished" and row["epochs"].iloc[0] == "1/1"
+    assert any(run_id in option for option in model_options(at))
+
+
+def test_stop_keeps_a_stopped_run(app_env):
+    from core import runs
+
+    at = open_page(new_app(), "pages/train.py")
+    set_training_form(at, epochs=100, samples=0)  # minutes of work: only Stop ends it in time
+    button(at, "Start training").click().run()
+    poll(at, lambda a: any("**training**" in p.proto.text for p in a.get("progress")))
+    # the job belongs to the session, not the page: leave and come back to the live view
+    open_page(at, "pages/home.py")
+    assert any(i.startswith("Training in progress (mnist · dense)") for i in values(at.info)), values(at.info)
+    open_page(at, "pages/train.py")
+    assert any("**training**" in p.proto.text for p in at.get("progress"))
+    assert button(at, "Stop") and not [w for w in at.selectbox if w.key == "train_arch"], "form shown while busy"
+    button(at, "Stop").click().run()
+    assert_clean(at, "after Stop")
+    poll(at, lambda a: bool(a.success))
+    message = at.success[0].value
+    assert " stopped: test accuracy " in message, message
+    run_id = re.search(r"Run \*\*(\S+)\*\*", message).group(1)
+    run = runs.load_run(app_env / run_id)
+    assert run.status == "stopped" and run.usable and run.meta["epochs_done"] < 100
+
+    open_page(at, "pages/runs.py")
+    table = at.dataframe[0].value
+    assert table[table["run"] == run_id]["status"].tolist() == ["stopped"]
+    assert any(run_id in option for option in model_options(at))
+
+
+@pytest.fixture(scope="module")
+def mnist_cm(mnist_run):
+    """The run's confusion matrix on the offline MNIST test split, computed here independently."""
+    from core.datasets import load_dataset
+
+    probs = np.load(mnist_run.path / "test_probs.npy")
+    y = load_dataset("mnist").y_test
+    cm = np.zeros((10, 10), int)
+    np.add.at(cm, (y, probs.argmax(1)), 1)
+    return cm, probs, y
+
+
+def gallery_count(at) -> int:
+    found = [c.value for c in at.caption if re.match(r"^[\d,]+ images · showing", c.value)]
+    return int(found[0].split()[0].replace(",", "")) if found else 0
+
+
+def assert_gallery_is_cell(at, cm, true: int, pred: int) -> None:
+    shown = [c for c in captions(at) if CAPTION.match(c)]
+    assert shown, "empty gallery"
+    for c in shown:
+        t, p, _ = CAPTION.match(c).groups()
+        assert (t, p) == (str(true), str(pred)), c
+    assert gallery_count(at) == cm[true, pred]
+    assert len(shown) == min(cm[true, pred], 24)
+
+
+def test_mistakes_cell_filters_gallery(mnist_run, mnist_cm):
+    cm, _, _ = mnist_cm
+    off = cm - np.diag(np.diag(cm))
+    true, pred = np.unravel_index(off.argmax(), cm.shape)
+    at = open_page(new_app(mnist_run), "pages/mistakes.py")
+    assert_clean(at, "mistakes")
+    assert gallery_count(at) == off.sum()  # unfiltered: every mistake
+
+    click_chart_point(at, "cm_chart", {"x": str(pred), "y": str(true), "customdata": [int(true), int(pred)],
+                                       "curve_number": 1, "point_number": int(true * 10 + pred),
+                                       "point_index": int(true * 10 + pred)})
+    assert_clean(at, "after a cell click")
+    assert (at.selectbox(key="m_true").value, at.selectbox(key="m_pred").value) == (true, pred)
+    assert_gallery_is_cell(at, cm, true, pred)
+    shapes = chart_spec(at, "cm_chart")["layout"].get("shapes", [])
+    assert len(shapes) == 1 and shapes[0]["x0"] == pred - 0.5 and shapes[0]["y0"] == true - 0.5  # outlined
+
+    # the same filter through the two class boxes, on another non-empty cell
+    off[true, pred] = 0
+    true2, pred2 = np.unravel_index(off.argmax(), cm.shape)
+    at.selectbox(key="m_true").set_value(int(true2))
+    at.selectbox(key="m_pred").set_value(int(pred2)).run()
+    assert_clean(at, "after choosing classes")
+    assert_gallery_is_cell(at, cm, true2, pred2)
+
+
+def test_mistakes_details_show_confidence_bars(mnist_run, mnist_cm):
+    _, probs, y = mnist_cm
+    at = open_page(new_app(mnist_run), "pages/mistakes.py")
+    details = [b for b in at.button if b.label == "Details"]
+    assert details, "no Details buttons"
+    index = int(details[0].key.rsplit("_", 1)[1])
+    details[0].click().run()
+    assert_clean(at, "details")
+    bars = chart_spec(at, "detail_bars")["data"][0]
+    assert bars["type"] == "bar" and len(bars["y"]) == 10
+    assert any(c.value.startswith(f"Test image #{index}:") for c in at.caption)
+    assert probs[index].argmax() != y[index]  # the detail is one of the mistakes
+    button(at, "Close").click().run()
+    assert chart(at, "detail_bars") is None
+
+
+def png(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_predict_upload(mnist_run, mnist_cm):
+    from core.datasets import load_dataset
+
+    _, probs, y = mnist_cm
+    correct = np.flatnonzero(probs.argmax(1) == y)
+    i = correct[probs[correct, y[correct]].argmax()]  # the digit the model is surest of
+    big = np.asarray(Image.fromarray(load_dataset("mnist").x_test[i]).resize((112, 112)))
+    photo = 255 - big  # dark ink on white paper, as a scan or photo of a digit looks
+
+    at = open_page(new_app(mnist_run), "pages/predict.py")
+    at.radio(key="predict_mode").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("digit.png", png(photo), "image/png")).run()
+    assert_clean(at, "upload")
+    heading = [m.value for m in at.markdown if m.value.startswith("### ")]
+    assert heading and re.fullmatch(r"### \d · \d+\.\d%", heading[0]), heading
+    following = [c.value for c in at.caption if c.value.startswith("Next: ")]
+    assert following and re.fullmatch(r"Next: \d \d+\.\d% · \d \d+\.\d%", following[0]), following
+    top3 = [heading[0][4]] + re.findall(r"(\d) \d+\.\d%", following[0])
+    assert str(y[i]) in top3, (y[i], heading, following)  # it is the model's surest digit
+    assert "What the model sees" in captions(at)
+    assert len(chart_spec(at, "predict_bars")["data"][0]["y"]) == 10
+
+    at.file_uploader(key="upload").set_value(("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")).run()
+    assert not at.exception, values(at.exception)
+    assert at.error and at.error[0].value.startswith("Cannot read this file"), values(at.error)
+    assert chart(at, "predict_bars") is None
+
+
+def test_damaged_model_is_an_error_not_an_exception(mnist_run, tmp_path):
+    import shutil
+
+    damaged = mnist_run.path.parent / f"{mnist_run.id}-damaged"
+    shutil.copytree(mnist_run.path, damaged)
+    try:
+        (damaged / "model.keras").write_bytes(b"PK\x03\x04 not a zip")
+        (damaged / "test_probs.npy").unlink()  # so the test set has to be predicted with the model
+        from core import runs
+
+        at = new_app(runs.load_run(damaged))
+        for page in ("pages/mistakes.py", "pages/predict.py"):
+            open_page(at, page)
+            assert not at.exception, f"{page}: {values(at.exception)}"
+            assert any("cannot be used" in e for e in values(at.error)), f"{page}: {values(at.error)}"
+    finally:
+        shutil.rmtree(damaged)
+
+
+def test_smooth_is_the_running_average():
+    from ui.charts import smooth
+
+    def reference(values, weight=0.6):
+        out, last, n = [], 0.0, 0
+        for v in values:
+            if np.isfinite(v):
+                n, last = n + 1, last * weight + (1 - weight) * v
+            out.append(last / (1 - weight ** n) if n else np.nan)
+        return np.array(out)
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 255, 256, 257, 3000):
+        values = rng.random(n) * 3
+        np.testing.assert_allclose(smooth(values), reference(values), rtol=1e-9, atol=1e-12)
+    values[[0, 7, 900]] = np.nan
+    np.testing.assert_allclose(smooth(values), reference(values), rtol=1e-9)
