@@ -88,7 +88,11 @@ def _load(spec: str, runs_dir):
     run = runs.resolve(spec, runs_dir)
     if run.status not in runs.FINISHED:
         raise runs.RunError(f"run {run.id} is {run.status}: it has no usable model")
-    return run, runs.load_model(run.model_path)
+    model = runs.load_model(run.model_path)
+    problem = runs.run_problem(run, model)
+    if problem:
+        raise runs.RunError(f"model {run.id} cannot be used: {problem}")
+    return run, model
 
 
 def _class_names(run, model) -> list[str]:
@@ -104,10 +108,14 @@ def cmd_evaluate(args) -> int:
 
     run, model = _load(args.model, args.runs_dir)
     name = args.dataset or run.dataset
+    if name not in DATASETS:
+        raise runs.RunError(f"model {run.id} does not say which dataset it is for: pass --dataset")
+    shape, n_out = runs.model_io(model)
     # folder/flowers images are resized on load: use the size this model was trained at, not the default
-    ds = load_dataset(name, path=args.path or run.config.get("data_path"), image_size=tuple(model.input_shape[1:3]))
-    if tuple(model.input_shape[1:]) != tuple(ds.input_shape):
-        raise runs.RunError(f"model input {tuple(model.input_shape[1:])} does not fit {name} images {ds.input_shape}")
+    ds = load_dataset(name, path=args.path or run.config.get("data_path"), image_size=shape[:2])
+    problem = runs.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
+    if problem:
+        raise runs.RunError(f"model {run.id} does not fit {name}: {problem}")
     s = summary(predict(model, ds.x_test), ds.y_test, ds.class_names)
     print(json.dumps({"model": run.id, "dataset": name, "source": ds.source, "accuracy": round(s["accuracy"], 4),
                       "loss": round(s["loss"], 4), "n": s["n"],
@@ -127,11 +135,13 @@ def cmd_predict(args) -> int:
     for path in args.images:
         try:
             out = predict_image(model, open_image(path), names, box=box)
-        except (ImageError, BlankImage) as e:
+        except Exception as e:  # ImageError, BlankImage, or anything odd about one file: report it, go on
             failed += 1
             msg, name = str(e), Path(path).name
             if msg.startswith(f"{name}: "):  # images.py names the file by its base name: show the path given
                 msg = msg[len(name) + 2:]
+            if not isinstance(e, (ImageError, BlankImage)):
+                msg = f"cannot classify it ({e.__class__.__name__}: {' '.join(msg.split())[:200]})"
             print(f"error: {path}: {msg}", file=sys.stderr)
             continue
         label, conf = out["top"][0]

@@ -41,6 +41,8 @@ def open_image(source: str | Path | bytes | BinaryIO | Image.Image, *,
             source = io.BytesIO(source)
         elif hasattr(source, "seek"):
             source.seek(0)  # an upload that was already read once (e.g. to display it) sits at EOF
+        elif isinstance(source, (str, Path)) and Path(source).is_file() and Path(source).stat().st_size == 0:
+            raise ImageError(f"{name}: empty file (0 bytes)")
         with Image.open(source) as img:
             img.seek(0)  # animated GIF/WebP/APNG: the first frame
             if draft and img.format == "JPEG":

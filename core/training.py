@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import math
 import os
@@ -127,6 +128,12 @@ def _friendly(e: BaseException) -> str:
     name = e.__class__.__name__
     if isinstance(e, MemoryError) or name == "ResourceExhaustedError":
         return "out of memory: try a smaller batch size, a smaller image size or fewer training samples"
+    text = " ".join(str(e).split())
+    for code, words in ((errno.ENOSPC, "No space left"), (errno.EFBIG, "File too large"),
+                        (errno.EDQUOT, "Disk quota exceeded"), (errno.EROFS, "Read-only file system")):
+        if isinstance(e, OSError) and e.errno == code or words.lower() in text.lower():
+            # h5py and zipfile report a full disk in their own words, sometimes without an errno
+            return f"cannot save the run: {os.strerror(code)} (free some disk space, or set CLASSIFIER_LAB_RUNS)"
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"{name}: {text}"[:300] if text else name
 
@@ -163,12 +170,24 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     stop = stop or threading.Event()
     store = store or MetricsStore()
     keras.config.set_dtype_policy("float32")  # policies are per thread: set in the training thread
-    path = runs.new_run_dir(Path(cfg.runs_dir), cfg.dataset, cfg.arch)
+    try:
+        path = runs.new_run_dir(Path(cfg.runs_dir), cfg.dataset, cfg.arch)
+    except runs.RunError as e:  # a runs folder that is a file, read-only or full: nothing was made
+        store.update(status="failed", error=str(e))
+        raise
     meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "config": cfg.to_dict(),
             "status": "running", "pid": os.getpid(), "host": os.uname().nodename, "epochs_done": 0}
-    runs.write_json_atomic(path / "run.json", meta)
+    runs.set_training(path, True)
+    try:
+        runs.write_json_atomic(path / "run.json", meta)
+    except OSError as e:
+        runs.set_training(path, False)
+        error = f"cannot write to the runs folder {cfg.runs_dir}: {e.strerror or e}"
+        store.update(status="failed", error=error)
+        raise runs.RunError(error) from None
     store.update(status="loading data", run_id=path.name, run_path=str(path))
     model = None
+    tmp = path / ".model.tmp.keras"
     try:
         ds = dataset or load_dataset(cfg.dataset, path=cfg.data_path, image_size=tuple(cfg.image_size))
         x_tr, y_tr, x_val, y_val = _split(ds, cfg)
@@ -202,7 +221,6 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         test = summary(probs, ds.y_test, ds.class_names)
         meta.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
         store.update(status="saving")
-        tmp = path / ".model.tmp.keras"
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
@@ -214,12 +232,18 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     except BaseException as e:
         meta.update(status="failed", error=_friendly(e))
         meta.pop("pid", None)
+        for partial in (tmp, path / "test_probs.npy"):
+            try:  # a disk that filled up mid-save: free the half-written file first, so run.json fits
+                partial.unlink(missing_ok=True)
+            except OSError:
+                pass
         try:
             runs.write_json_atomic(path / "run.json", meta)
         except OSError:
-            pass  # a full or read-only disk: the error itself still reaches the caller
+            pass  # a full or read-only disk: the error itself still reaches the caller (and see Run.status)
         store.update(status="failed", error=meta["error"])
         raise
     finally:
+        runs.set_training(path, False)
         del model
         gc.collect()

@@ -39,10 +39,11 @@ with st.expander("Per-class thresholds"):
                  hide_index=True)
 
 st.subheader(f"Top {min(SHOW, n)}")
-cols = st.columns(6)
 for k, row in enumerate(rows[:SHOW]):
     i = row["test index"]
+    if k % 6 == 0:
+        cols = st.columns(6)  # a row of columns per 6 images, so rows stay aligned when captions wrap
     with cols[k % 6]:
-        st.image(charts.enlarge(np.asarray(ds.x_test[i]), 112),
+        st.image(charts.enlarge(np.asarray(ds.x_test[i]), 112), width="stretch",
                  caption=f"#{i} given: {row['given label']} → {row['suggested label']} "
                          f"({row['confidence in suggested']:.0%})")

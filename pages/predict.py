@@ -1,6 +1,7 @@
 """Predict: draw on a canvas or upload an image; see what the model sees and its confidence."""
 import streamlit as st
 
+from core import runs
 from core.datasets import DATASETS
 from core.inference import BlankImage, ImageError, predict_image
 from ui import charts, state
@@ -14,6 +15,10 @@ if run is None:
             "in the sidebar to use a bundled model.")
     st.stop()
 model = state.model(run)
+problem = runs.run_problem(run, model)
+if problem:  # e.g. a model.keras that doesn't match its run: a message, not a Keras traceback
+    st.error(f"**Model {run.label} cannot be used here.** {state.sentence(problem)} Pick another model in the sidebar.")
+    st.stop()
 shape = tuple(model.input_shape[1:])
 names = run.meta.get("data", {}).get("class_names") or [str(i) for i in range(model.output_shape[-1])]
 grayscale = len(shape) == 2 or shape[-1] == 1
@@ -41,9 +46,8 @@ def draw():
 
 
 def upload():
-    """An uploaded file's bytes, or None."""
-    f = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
-    return f.getvalue() if f is not None else None
+    """The uploaded file (its name goes into error messages), or None."""
+    return st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
 
 
 left, right = st.columns([1, 1], gap="large")

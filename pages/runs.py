@@ -4,6 +4,7 @@ import json
 import streamlit as st
 
 from core import runs
+from core.datasets import DATASETS
 from ui import charts, export, state
 
 st.title("Runs")
@@ -68,3 +69,47 @@ if len(picked) == 1:
         st.error(f"This run failed: {run.meta['error']}")
     elif run.status == "incomplete":
         st.warning("This run never finished (its process ended mid-training or mid-save); it has no usable model.")
+
+
+@st.cache_data(max_entries=4, show_spinner="Checking the model…")
+def _inspect(data: bytes, name: str, runs_dir: str) -> tuple:
+    return runs.inspect_model(data, runs_dir, name)
+
+
+def import_model() -> None:
+    """Bring your own .keras model: loaded in safe mode, matched to a dataset, saved as a new run."""
+    done = st.session_state.pop("import_done", None)
+    if done:
+        st.success(f"Imported as run **{done}**; it is now the active model.")
+    with st.expander("Import a .keras model", icon=":material/upload_file:", expanded=False):
+        st.caption("A model saved with Keras 3 (`model.save('my_model.keras')`) that takes 28×28 grayscale "
+                   "images (MNIST, Fashion-MNIST) or colour images (an image folder) and outputs one score per "
+                   "class. It is loaded in safe mode: models with custom code (Lambda layers) are refused.")
+        gen = st.session_state.setdefault("import_gen", 0)
+        upload = st.file_uploader("Import a .keras model", type=["keras"], key=f"import_model_{gen}")
+        if upload is None:
+            return
+        data, runs_dir = upload.getvalue(), str(runs.default_runs_dir())
+        try:
+            shape, n_out, targets = _inspect(data, upload.name, runs_dir)
+        except runs.RunError as e:
+            st.error(f"Cannot import this model: {e}")
+            return
+        active = state.active_dataset()
+        dataset = st.selectbox("Use it with", targets, index=targets.index(active) if active in targets else 0,
+                               format_func=lambda n: DATASETS[n].title, key="import_dataset")
+        st.caption(f"Input {runs.shape_text(shape)}, {n_out} classes.")
+        if st.button("Import", type="primary", icon=":material/upload:", key="import_button"):
+            try:
+                run = runs.import_model(data, dataset, runs_dir, upload.name, data_path=state.folder_path(dataset))
+            except runs.RunError as e:
+                st.error(f"Cannot import this model: {e}")
+                return
+            state.set_active(run)
+            st.session_state["import_done"] = run.id
+            st.session_state["import_gen"] = gen + 1  # a fresh, empty uploader
+            st.session_state.pop("runs_table", None)
+            st.rerun()
+
+
+import_model()

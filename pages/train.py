@@ -7,6 +7,9 @@ from core.training import OPTIMIZERS, TrainConfig
 from ui import charts, jobs, settings, state
 
 st.title("Train a model")
+# the form is hidden while a run trains and when the user visits other pages: keep its values meanwhile,
+# or they come back as the widgets' minimums (epochs 1, batch 8, …) instead of what the user set
+KEEP = "session"
 job = jobs.current()
 busy = job is not None and job.alive
 
@@ -32,20 +35,21 @@ def config_form() -> TrainConfig:
     """The training settings; changing the architecture loads its presets; the URL mirrors them."""
     _init_settings()
     c1, c2 = st.columns(2)
-    dataset = c1.selectbox("Dataset", list(DATASETS), format_func=lambda n: DATASETS[n].title, key="train_dataset")
+    dataset = c1.selectbox("Dataset", list(DATASETS), format_func=lambda n: DATASETS[n].title, key="train_dataset",
+                           persist_state=KEEP)
     arch = c2.selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
-                        key="train_arch", on_change=_on_arch)
+                        key="train_arch", on_change=_on_arch, persist_state=KEEP)
     st.caption(ARCHITECTURES[arch].description)
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 200, key="train_epochs")
-    batch = c2.select_slider("Batch size", settings.BATCH_SIZES, key="train_batch")
-    lr = c3.select_slider("Learning rate", settings.LEARNING_RATES, key="train_lr")
-    optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="train_opt")
+    epochs = c1.number_input("Epochs", 1, 200, key="train_epochs", persist_state=KEEP)
+    batch = c2.select_slider("Batch size", settings.BATCH_SIZES, key="train_batch", persist_state=KEEP)
+    lr = c3.select_slider("Learning rate", settings.LEARNING_RATES, key="train_lr", persist_state=KEEP)
+    optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="train_opt", persist_state=KEEP)
     c1, c2, c3 = st.columns(3)
-    val = c1.slider("Validation split", 0.0, 0.5, step=0.05, key="train_val")
-    seed = c2.number_input("Seed", 0, 2**31 - 1, key="train_seed")
+    val = c1.slider("Validation split", 0.0, 0.5, step=0.05, key="train_val", persist_state=KEEP)
+    seed = c2.number_input("Seed", 0, 2**31 - 1, key="train_seed", persist_state=KEEP)
     subset = c3.number_input("Training samples (0 = all)", 0, 10**7, step=1000, key="train_subset",
-                             help="Train on a seeded subset for a quick look.")
+                             help="Train on a seeded subset for a quick look.", persist_state=KEEP)
     cfg = TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch), learning_rate=lr,
                       optimizer=optimizer, validation_split=val, seed=int(seed),
                       max_train_samples=int(subset) or None,

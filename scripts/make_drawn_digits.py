@@ -23,7 +23,7 @@ The fonts are needed only to regenerate the file (the npz is committed). They co
 Debian packages (apt-get install ...):
   fonts-bwht fonts-comic-neue fonts-dancingscript fonts-dkg-handwriting fonts-humor-sans
   fonts-klee fonts-kristi fonts-rufscript fonts-sjfonts fonts-tomsontalks fonts-yusei-magic
-  fonts-kaushanscript fonts-breip fonts-dejavu-core fonts-liberation
+  fonts-kaushanscript fonts-breip fonts-dejavu-core fonts-dejavu-extra fonts-liberation
 A font that is missing is skipped with a warning (and the file then differs).
 
 Arrays in the npz (no pickles): data (uint8, all encoded images back to back), offsets (N+1),

@@ -100,17 +100,26 @@ def captions(at) -> list[str]:
     return [c for img in at.get("image") for c in img.captions]
 
 
-def click_chart_point(at, key: str, point: dict):
-    """Select one point of an on_select plotly chart, as a click in the browser does, and rerun."""
+def send_selection(at, element, selection: dict):
+    """Rerun with a chart's or table's on_select state set, as the browser sends it after a click."""
     from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=element.proto.id, string_value=json.dumps({"selection": selection})))
+    return at._run(states)
+
+
+def click_chart_point(at, key: str, point: dict):
+    """Select one point of an on_select plotly chart, as a click in the browser does, and rerun."""
     element = chart(at, key)
     assert element is not None, f"no plotly chart {key!r}"
-    selection = {"selection": {"points": [point], "point_indices": [point.get("point_index", 0)],
-                               "box": [], "lasso": []}}
-    states = at._tree.get_widget_states()
-    states.widgets.append(WidgetState(id=element.proto.id, string_value=json.dumps(selection)))
-    return at._run(states)
+    return send_selection(at, element, {"points": [point], "point_indices": [point.get("point_index", 0)],
+                                        "box": [], "lasso": []})
+
+
+def select_rows(at, rows: list[int]):
+    """Tick rows of the Runs table (st.dataframe with on_select) and rerun."""
+    return send_selection(at, at.dataframe[0], {"rows": rows, "columns": [], "cells": []})
 
 
 def poll(at, done, timeout: float = TRAIN_WAIT, every: float = 0.5):
@@ -218,6 +227,9 @@ def test_train_run_appears_in_runs_and_sidebar(app_env):
     assert (app_env / run_id / "model.keras").is_file()
     assert chart(at, "batch_chart") is not None and chart(at, "epoch_chart") is not None
     assert any(run_id in option for option in model_options(at)), model_options(at)
+    # the form was hidden while training: it comes back with the user's values, not the widgets' minimums
+    assert (at.number_input(key="train_epochs").value, at.number_input(key="train_subset").value) == (1, 500)
+    assert at.selectbox(key="train_arch").value == "dense"
 
     open_page(at, "pages/runs.py")
     assert_clean(at, "runs")
@@ -248,6 +260,7 @@ def test_stop_keeps_a_stopped_run(app_env):
     run_id = re.search(r"Run \*\*(\S+)\*\*", message).group(1)
     run = runs.load_run(app_env / run_id)
     assert run.status == "stopped" and run.usable and run.meta["epochs_done"] < 100
+    assert at.number_input(key="train_epochs").value == 100  # kept through the page switches
 
     open_page(at, "pages/runs.py")
     table = at.dataframe[0].value
@@ -320,6 +333,10 @@ def test_mistakes_details_show_confidence_bars(mnist_run, mnist_cm):
     assert bars["type"] == "bar" and len(bars["y"]) == 10
     assert any(c.value.startswith(f"Test image #{index}:") for c in at.caption)
     assert probs[index].argmax() != y[index]  # the detail is one of the mistakes
+    order = [node.key for node in at.main if getattr(node, "key", None)]
+    opened_at, bars_at = order.index(f"m_open_{index}"), order.index("detail_bars")
+    later = [k for k in order[bars_at:] if k.startswith("m_open_")]
+    assert opened_at < bars_at and later, "the detail opens right under the clicked row, above the next rows"
     button(at, "Close").click().run()
     assert chart(at, "detail_bars") is None
 
@@ -354,7 +371,7 @@ def test_predict_upload(mnist_run, mnist_cm):
 
     at.file_uploader(key="upload").set_value(("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")).run()
     assert not at.exception, values(at.exception)
-    assert at.error and at.error[0].value.startswith("Cannot read this file"), values(at.error)
+    assert at.error and at.error[0].value.startswith("Cannot read this file: broken.png"), values(at.error)
     assert chart(at, "predict_bars") is None
 
 
@@ -394,3 +411,35 @@ def test_smooth_is_the_running_average():
         np.testing.assert_allclose(smooth(values), reference(values), rtol=1e-9, atol=1e-12)
     values[[0, 7, 900]] = np.nan
     np.testing.assert_allclose(smooth(values), reference(values), rtol=1e-9)
+
+
+def test_runs_page_compare_use_and_delete(mnist_run, app_env):
+    import shutil
+
+    from core import runs
+
+    spare = app_env / f"{mnist_run.id}-spare"  # a copy to delete
+    shutil.copytree(mnist_run.path, spare)
+    at = open_page(new_app(runs.load_run(spare)), "pages/runs.py")
+    assert at.sidebar.selectbox(key="active_model").value == str(spare)
+    table = at.dataframe[0].value
+    ids = table["run"].tolist()
+    assert mnist_run.id in ids and spare.name in ids
+
+    select_rows(at, [ids.index(mnist_run.id), ids.index(spare.name)])
+    assert_clean(at, "two rows")
+    traces = chart_spec(at, "compare_chart")["data"]
+    assert {t["name"].split()[0] for t in traces} == {mnist_run.id, spare.name}  # one colour per run
+    assert not [b for b in at.button if b.label == "Use as the active model"]  # only for one run
+
+    select_rows(at, [ids.index(mnist_run.id)])
+    button(at, "Use as the active model").click().run()
+    assert_clean(at, "use")
+    assert at.sidebar.selectbox(key="active_model").value == str(mnist_run.path)
+    assert [d.label for d in at.get("download_button")][:1] == ["Download model.keras"]
+
+    select_rows(at, [at.dataframe[0].value["run"].tolist().index(spare.name)])
+    button(at, "Yes, delete").click().run()
+    assert_clean(at, "delete")
+    assert not spare.exists() and spare.name not in at.dataframe[0].value["run"].tolist()
+    assert runs.load_run(mnist_run.path).usable  # the other run is untouched

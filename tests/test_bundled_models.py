@@ -96,13 +96,12 @@ def test_mnist_reads_drawn_digits(drawn):
     assert result["accuracy"] >= 0.90, result["groups"]
 
 
-def _cli(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _cli(env: dict, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=180)
 
 
-def test_cli_predicts_a_drawn_three(tmp_path, drawn):
+def test_cli_predicts_a_drawn_three(tmp_path, drawn, subprocess_env):
     mod, d, result = drawn
     # a canvas drawing of a 3 from the test half that the bundled model gets right in-process
     idx = [i for i, ok in zip(result["index"], result["right"])
@@ -110,12 +109,13 @@ def test_cli_predicts_a_drawn_three(tmp_path, drawn):
     rgba = mod.image(d, idx[0])
     path = tmp_path / "three.png"
     Image.fromarray(rgba, "RGBA").save(path)
-    out = _cli("predict", "--model", "mnist", "--json", str(path))
+    out = _cli(subprocess_env(KERAS_HOME=os.environ["KERAS_HOME"]), "predict", "--model", "mnist", "--json",
+               str(path))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["label"] == "3"
 
 
-def test_cli_predicts_fashion(tmp_path):
+def test_cli_predicts_fashion(tmp_path, subprocess_env):
     try:
         ds = load_dataset("fashion_mnist")
     except DatasetUnavailable as e:
@@ -123,7 +123,8 @@ def test_cli_predicts_fashion(tmp_path):
     i = int(np.flatnonzero(ds.y_test == 1)[0])  # a trouser
     path = tmp_path / "trouser.png"
     Image.fromarray(np.asarray(ds.x_test[i])).save(path)
-    out = _cli("predict", "--model", "fashion_mnist", "--json", str(path))
+    out = _cli(subprocess_env(KERAS_HOME=os.environ["KERAS_HOME"]), "predict", "--model", "fashion_mnist",
+               "--json", str(path))
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout.strip().splitlines()[-1])
     assert row["label"] in ds.class_names

@@ -40,6 +40,16 @@ def dead_pid() -> int:
 HERE = os.uname().nodename
 
 
+@pytest.fixture
+def live_pid():
+    """A live process other than this one, as a training in another process is (this process's own
+    pid only counts as training while train() runs in it: see test_hostile)."""
+    p = subprocess.Popen(["sleep", "300"])
+    yield p.pid
+    p.kill()
+    p.wait()
+
+
 # --- JSON files ---------------------------------------------------------------------------------------------
 
 def test_write_json_atomic_round_trips_and_leaves_no_temp_files(tmp_path):
@@ -93,12 +103,12 @@ def test_read_json_defaults(tmp_path):
 
 # --- statuses -----------------------------------------------------------------------------------------------
 
-def test_statuses_of_hand_made_runs(runs_dir, trained):
+def test_statuses_of_hand_made_runs(runs_dir, trained, live_pid):
     model = trained[0].model_path
     finished = {"status": "finished", "created": "2024-01-01 00:00:05", "test_accuracy": 0.9,
                 "config": {"dataset": "mnist", "arch": "dense"}}
     cases = {
-        "alive": ({"status": "running", "pid": os.getpid(), "host": HERE, "created": "2024-01-01 00:00:09"}, None),
+        "alive": ({"status": "running", "pid": live_pid, "host": HERE, "created": "2024-01-01 00:00:09"}, None),
         "dead": ({"status": "running", "pid": dead_pid(), "host": HERE, "created": "2024-01-01 00:00:08"}, None),
         "elsewhere": ({"status": "running", "pid": os.getpid(), "host": HERE + "-other"}, None),
         "pid0": ({"status": "running", "pid": 0, "host": HERE}, None),
@@ -367,9 +377,9 @@ def test_new_run_dirs_are_unique_and_errors_are_run_errors(tmp_path):
     assert time.strftime("%Y%m%d") in a.name
 
 
-def test_delete_refuses_a_run_that_is_still_training(runs_dir):
+def test_delete_refuses_a_run_that_is_still_training(runs_dir, live_pid):
     path = runs.new_run_dir(runs_dir, "mnist", "dense")
-    runs.write_json_atomic(path / "run.json", {"status": "running", "pid": os.getpid(), "host": os.uname().nodename})
+    runs.write_json_atomic(path / "run.json", {"status": "running", "pid": live_pid, "host": os.uname().nodename})
     with pytest.raises(runs.RunError, match="still training"):
         runs.delete_run(runs.load_run(path), runs_dir)
     assert path.is_dir()

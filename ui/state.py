@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,17 @@ from core.datasets import DATASETS, DatasetUnavailable, dataset_status, load_dat
 DATASET_KEY, MODEL_KEY, PATH_KEY = "active_dataset", "active_model", "folder_path"
 
 
+# Importing TensorFlow takes a core and, while its shared library loads, the GIL for a second or more:
+# begun at once it held up the first page by ~1 s on a busy 2-core machine (bench/bench_startup.py), so
+# it waits until that page has been sent. A page that needs TensorFlow sooner simply imports it itself.
+WARM_DELAY_S = 2.0
+
+
 @st.cache_resource
 def warm_tensorflow() -> threading.Thread:
     """Import TensorFlow once per server in the background, so no page waits for it later."""
     def _import():
+        time.sleep(WARM_DELAY_S)
         import keras  # noqa: F401  (imports tensorflow)
 
         import core.layers  # noqa: F401
@@ -82,7 +90,14 @@ def _apply_pending() -> None:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading model…")
 def _model(path: str, mtime: float):
-    return runs.load_model(Path(path))
+    from core.inference import predict
+
+    model = runs.load_model(Path(path))
+    try:  # trace the compiled one-image predict now, behind the spinner, not on the first drawing
+        predict(model, np.zeros((1, *model.input_shape[1:]), np.uint8))  # (0.5–1.3 s, bench_predict.py)
+    except Exception:  # noqa: BLE001  a model that can't predict says so where it is used
+        pass
+    return model
 
 
 def _unusable(run: runs.Run, e: Exception):
@@ -113,7 +128,18 @@ def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> n
             probs = None
         if probs is not None and probs.shape == (len(ds.y_test), ds.num_classes):
             return probs  # saved by training on exactly this test split
-    return predict(_model(model_path, mtime), ds.x_test)
+    model = _model(model_path, mtime)
+    shape, n_out = runs.model_io(model)
+    problem = runs.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
+    if problem:  # e.g. a run folder whose model.keras was replaced: say so rather than crash in Keras
+        raise runs.RunError(sentence(problem))
+    return predict(model, ds.x_test)
+
+
+def sentence(text: str) -> str:
+    """'the model …' -> 'The model ….' for a message on the page."""
+    text = str(text).strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 
 
 def test_probs(run: runs.Run, ds) -> np.ndarray:

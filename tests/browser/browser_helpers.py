@@ -79,6 +79,24 @@ def assert_no_error(page: Page) -> None:
         raise AssertionError("error on the page:\n" + "\n---\n".join(errors.all_inner_texts()))
 
 
+def drawing_canvas(page: Page, timeout: float = 30) -> Locator:
+    """The drawing canvas, once it lies over the black square a person sees.
+
+    streamlit-drawable-canvas draws in a shadow root whose stylesheet loads after the canvases appear; until
+    then (long enough on a busy machine) the drawing layer sits below the square and a stroke is lost.
+    """
+    upper, square = page.locator("canvas.upper-canvas"), page.locator("canvas.dc-background-canvas")
+
+    def ready():
+        if upper.count() != 1 or square.count() != 1:
+            return False
+        a, b = upper.bounding_box(), square.bounding_box()
+        return bool(a and b and a["width"] > 0 and abs(a["x"] - b["x"]) < 1 and abs(a["y"] - b["y"]) < 1)
+
+    wait_for(ready, timeout, interval=0.2, message="the drawing canvas over the visible square")
+    return upper
+
+
 def stroke(page: Page, canvas: Locator, points: list[tuple[float, float]], steps: int = 10) -> None:
     """One pen stroke through `points` (canvas pixels): press, move in small steps, lift."""
     box = canvas.bounding_box()

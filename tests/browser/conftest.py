@@ -1,13 +1,18 @@
 """Browser end-to-end fixtures: the real app (`streamlit run`) driven in Debian's Chromium by Playwright.
 
-    app      one Streamlit server for the session: a free local port, headless, offline data, a throwaway
-             runs folder; stopped by process group at the end whatever happens
-    browser  Chromium from /usr/bin/chromium (Playwright's own browser download is not needed)
-    page     a fresh browser context (= a fresh Streamlit session) per test, 1400×1000
+    app           one Streamlit server for the session: a free local port, headless, offline data, a throwaway
+                  runs folder; stopped by process group at the end whatever happens
+    fresh_app     a server of the test's own that nobody has opened yet
+    slow_tf_app   the same, with TensorFlow's import made SLOW_TF_SECONDS slower (what waits for it, shows)
+    app_with_env  app_with_env(NAME=value) -> a server of the test's own with these environment variables
+    browser       Chromium from /usr/bin/chromium (Playwright's own browser download is not needed)
+    page          a fresh browser context (= a fresh Streamlit session) on `app`, 1400×1000
+    open_session  open_session(app) -> another such page, on any of these servers
 
 Without the playwright package or without Chromium every browser test is skipped with the reason.
-Screenshots of each page go to $CLASSIFIER_LAB_SCREENSHOTS (e.g. docs/screenshots, to refresh the README's
+Screenshots of each page go to $CLASSIFIER_LAB_SCREENSHOTS (docs/screenshots refreshes the README's
 pictures) or else to the session's temp folder, so a test run leaves the repository untouched.
+On a failure the page's screenshot and the end of the server's log are printed with the test's output.
 """
 from __future__ import annotations
 
@@ -55,6 +60,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=f"browser tests: {reason}"))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say why the browser tests were skipped, even when `-rs` did not ask for skip reasons."""
+    reason, chars = missing(), config.option.reportchars or ""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "tests/browser/" in r.nodeid]
+    if reason and skipped and not {"s", "a", "A"} & set(chars):
+        terminalreporter.write_line(f"{len(skipped)} browser test(s) skipped: {reason}", yellow=True, bold=True)
 
 
 def free_port() -> int:
@@ -194,6 +207,15 @@ def fresh_app(browser, tmp_path):
     """An app of the test's own, started for it (nobody has opened it yet)."""
     with serve_app(tmp_path / "app") as app:
         yield app
+
+
+@pytest.fixture
+def app_with_env(browser, tmp_path):
+    """app_with_env(NAME=value, …) -> an app of the test's own whose server has these environment variables
+    (e.g. CLASSIFIER_LAB_MAX_TRAININGS, fixed when a server starts); stopped after the test."""
+    with ExitStack() as stack:
+        count = iter(range(1000))
+        yield lambda **env: stack.enter_context(serve_app(tmp_path / f"app-env-{next(count)}", **env))
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ import pytest
 from browser_helpers import (assert_no_error, expect, main, nav_links, open_app, open_page, screenshot,
                              sidebar, wait_idle)
 
+pytestmark = pytest.mark.browser
+
 HOME_BUDGET = 20  # s from typing the address to Home's finished page; TensorFlow's import takes 60 s more here
 PAGE_TITLES = ["Home", "Data", "Train", "Runs", "Mistakes", "Predict"]  # at least these, in this order
 TOUR_SHOTS = {"Data": "data", "Label errors": "label_errors"}  # the other pages are pictured by their scenarios

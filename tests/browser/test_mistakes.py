@@ -1,8 +1,12 @@
 """Scenario 4: click a confusion-matrix cell of a bundled model; the gallery shows only that pair; open one image."""
 import re
 
+import pytest
+
 from browser_helpers import (assert_no_error, expect, main, open_app, open_page, screenshot, use_bundled,
                              wait_idle)
+
+pytestmark = pytest.mark.browser
 
 DATASET = "Fashion-MNIST"
 PAGE_SIZE = 24  # pages/mistakes.py shows this many images per page
@@ -25,8 +29,8 @@ def test_cell_filters_the_gallery_and_details_open(page, screenshot_dir):
         "els => els.map(e => e.textContent)")]
     n = round(len(counts) ** 0.5)
     assert n * n == len(counts) and n >= 2, f"{len(counts)} cells"
-    names = [t.strip() for t in chart.locator(".yaxislayer-above .ytick text").evaluate_all(
-        "els => els.map(e => e.textContent)")]
+    names = [t.strip() for t in chart.locator(".xaxislayer-above .xtick text").evaluate_all(
+        "els => els.map(e => e.textContent)")]  # the columns, left to right (the rows run upwards)
     assert len(names) == n, names
     count, true, pred = max((counts[t * n + p], t, p) for t in range(n) for p in range(n) if t != p)
     assert count > 0, "the model makes no mistakes to look at"
@@ -40,6 +44,7 @@ def test_cell_filters_the_gallery_and_details_open(page, screenshot_dir):
     hover = chart.locator("g.hovertext")
     expect(hover).to_contain_text(f"true {names[true]}")
     expect(hover).to_contain_text(f"predicted {names[pred]}")
+    expect(hover).to_contain_text(f"{count} images")
     page.mouse.click(x, y)
 
     # the filters follow the click, and the gallery shows that (true, predicted) pair only

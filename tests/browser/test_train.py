@@ -1,10 +1,14 @@
 """Scenario 3: train a Fashion-MNIST dense model, watch the live chart grow, leave and come back, Stop, find the run."""
 import re
 
+import pytest
+
 from browser_helpers import (choose, expect, main, open_app, open_page, plotly_points, screenshot, wait_for,
                              wait_idle)
 
-EPOCHS = 5  # all 54,000 training images: minutes of work on a slow machine, so Stop always comes first
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+EPOCHS = 20  # of all 54,000 training images: long on any machine, so Stop always comes first (and ends it)
 CHART_POINTS_CAP = 1000  # ui.charts.MAX_POINTS: the live chart draws at most this many
 
 

@@ -1,0 +1,119 @@
+"""Memory: (1) the app server's peak RSS (VmHWM) with MNIST and Fashion-MNIST loaded, driven by
+Playwright through the Mistakes page of both datasets; (2) RSS growth over 10 consecutive short
+trainings in one process.
+
+What bounds (1): core.datasets._load keeps at most 4 decoded datasets (lru_cache(maxsize=4)),
+ui.state keeps at most 4 loaded models (_model, cache_resource max_entries=4) and 8 test-set
+probability arrays (_test_probs, cache_data max_entries=8, N x classes float32 each).
+
+    python bench/bench_memory.py [--quick]
+"""
+from __future__ import annotations
+
+import gc
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import common
+
+
+def _choose(page, label: str, option: str) -> None:
+    side = page.locator("[data-testid=stSidebar]")
+    box = side.locator("[data-testid=stSelectbox]").filter(
+        has=page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(rf"^{re.escape(label)}$")))
+    box.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def server_memory(runs_dir: str, workdir: Path) -> dict:
+    """Drive the app through Mistakes on MNIST, then Fashion-MNIST; memory figures of its process."""
+    from playwright.sync_api import expect, sync_playwright
+
+    proc, url = common.start_app(runs_dir, str(workdir / "streamlit.log"))
+    out = {}
+    try:
+        common.wait_healthy(proc, url)
+        with sync_playwright() as pw:
+            browser = common.launch_browser(pw)
+            try:
+                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.set_default_timeout(300_000)
+                page.goto(url)
+                expect(page.locator("[data-testid=stMain] h1")).to_have_text("Classifier Lab", timeout=120_000)
+                common.wait_idle(page)
+                out["home"] = common.proc_status_mb(proc.pid)
+                page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=re.compile("Mistakes$")).click()
+                for dataset, key in (("MNIST digits", "mnist"), ("Fashion-MNIST", "fashion_mnist")):
+                    if key != "mnist":
+                        _choose(page, "Dataset", dataset)
+                    # the first visit predicts the test set: a minute or more on a busy machine
+                    expect(page.get_by_text(re.compile(rf"^Model {key} · "))).to_be_visible(timeout=600_000)
+                    expect(page.get_by_text("Misclassified images")).to_be_visible(timeout=600_000)
+                    common.wait_idle(page, 600_000)
+                    if page.locator("[data-testid=stException]").count():
+                        raise RuntimeError(f"Mistakes on {dataset}: " + page.locator(
+                            "[data-testid=stException]").first.inner_text())
+                    out[dataset] = common.proc_status_mb(proc.pid)
+                    common.log(f"  server RSS after Mistakes on {dataset}: {out[dataset]:.0f} MB")
+                out["hwm"] = common.proc_status_mb(proc.pid, "VmHWM")
+            finally:
+                browser.close()
+    finally:
+        common.stop_app(proc)
+    return out
+
+
+def training_growth(n: int, arch: str) -> list[float]:
+    """RSS (MB) of this process after each of n short trainings on 2,000 MNIST digits."""
+    from core.datasets import load_dataset
+    from core.training import TrainConfig, train
+
+    ds = load_dataset("mnist", offline=True)
+    runs_dir = tempfile.mkdtemp(prefix="bench-memory-")
+    rss = []
+    try:
+        for i in range(n):
+            run = train(TrainConfig(dataset="mnist", arch=arch, epochs=1, max_train_samples=2000, seed=i,
+                                    runs_dir=runs_dir), dataset=ds)
+            shutil.rmtree(run.path, ignore_errors=True)
+            gc.collect()
+            rss.append(common.proc_status_mb())
+            common.log(f"  training {i + 1}/{n}: RSS {rss[-1]:.0f} MB")
+    finally:
+        shutil.rmtree(runs_dir, ignore_errors=True)
+    return rss
+
+
+def run(quick: bool) -> list[dict]:
+    mnist, note_m = common.model_run("mnist")
+    fashion, note_f = common.model_run("fashion_mnist")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-memory-app-"))
+    # bundled models are always listed; stand-ins live in FALLBACK_DIR, which then is the runs folder
+    runs_dir = str(workdir / "runs") if mnist.bundled and fashion.bundled else str(common.FALLBACK_DIR)
+    Path(runs_dir).mkdir(exist_ok=True)
+    common.log("memory: app server through Mistakes on MNIST and Fashion-MNIST")
+    mem = server_memory(runs_dir, workdir)
+    arch = "dense" if quick else "cnn"
+    common.log(f"memory: 10 consecutive {arch} trainings in one process")
+    rss = training_growth(10, arch)
+    growth = rss[-1] - rss[0]
+    per_run = (rss[-1] - rss[1]) / (len(rss) - 2)
+    models = "bundled models" if mnist.bundled and fashion.bundled else f"{note_m} / {note_f}"
+    return [
+        common.row("memory", "app server peak RSS (VmHWM)", mem["hwm"], "MB",
+                   notes=f"after Mistakes on MNIST then Fashion-MNIST ({models}); bounded by ≤ 4 datasets "
+                         "(core.datasets._load), ≤ 4 models and ≤ 8 probability arrays (ui.state caches)"),
+        common.row("memory", "app server RSS after Home", mem["home"], "MB"),
+        common.row("memory", "app server RSS after Mistakes, MNIST", mem["MNIST digits"], "MB"),
+        common.row("memory", "app server RSS after Mistakes, + Fashion-MNIST", mem["Fashion-MNIST"], "MB"),
+        common.row("memory", f"RSS after 1st of 10 trainings ({arch})", rss[0], "MB",
+                   notes="RSS after each: " + ", ".join(f"{x:.0f}" for x in rss)),
+        common.row("memory", "RSS growth, 1st → 10th training", growth, "MB",
+                   notes=f"{per_run:+.1f} MB per training from the 2nd on"),
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(common.main(run))
