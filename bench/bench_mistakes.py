@@ -60,7 +60,8 @@ def run(quick: bool) -> list[dict]:
                    notes=f"Fashion-MNIST {len(ds.y_test):,} test images, {note}; includes the graph trace"),
         common.row("mistakes", "test predictions + analysis, again", common.median(times[1:]), "s",
                    spread=common.spread(times[1:])),
-        common.row("mistakes", "model load", load_s, "s"),
+        common.row("mistakes", "model load", load_s, "s",
+                   notes="the process's first Keras use: includes importing TensorFlow"),
     ]
 
     # the page itself, in a runs folder that holds only the model we mean (bundled ones are always listed)

@@ -6,9 +6,11 @@ fitting, and the test accuracy reached by then is reported; quick mode: 3,000 tr
 minutes (full mode).
 
     python bench/bench_presets.py [--quick] [--only cnn_strong]
+    BENCH_PRESET_DATASETS=fashion_mnist python bench/bench_presets.py
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -99,4 +101,6 @@ if __name__ == "__main__":
     only = tuple(sys.argv[sys.argv.index("--only") + 1:]) if "--only" in sys.argv else ()
     if only:
         sys.argv = sys.argv[:sys.argv.index("--only")]
+    # BENCH_PRESET_DATASETS=fashion_mnist limits the datasets (run_all passes the environment on)
+    DATASETS = tuple(os.environ.get("BENCH_PRESET_DATASETS", ",".join(DATASETS)).split(","))
     raise SystemExit(common.main(lambda quick: run(quick, only)))

@@ -52,6 +52,30 @@ METHOD = """\
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.
 """
 
+LIMITS = """\
+## What limits the figures (analysis of 2026-11-23, 2-core AMD EPYC shared with other work, load 5–15)
+
+- **Start-up** is three nearly equal parts: the server (importing Streamlit, which also scans every
+  installed distribution for components) answers after ~2.5–4 s; Chromium then loads and runs
+  Streamlit's front-end bundle (1.4–4 s on an already running server); the home script itself takes
+  0.2–0.8 s. The app's own share is the last one: TensorFlow's background import (which holds the GIL
+  while its 1 GB shared library loads) used to start with the first page and cost it ~1 s; it now
+  waits 2 s (`ui/state.py`, `WARM_DELAY_S`). 3 s needs an idle machine.
+- **Training overhead**: the app's callbacks cost microseconds per batch (row "callbacks' cost per
+  batch") against milliseconds per step, i.e. well under 1 % in principle; under a load average of
+  10+ the wall-clock A/B ratio of single runs swings between ~0.45 and ~1.1, so one run's median can
+  miss 0.95 by chance. The CPU-time ratio is the steadier figure.
+- **cnn_strong on Fashion-MNIST** needs ~0.55 CPU-seconds per 128-image step here (measured), and
+  its validation accuracy passed 92.5 % only after 5 epochs (bundled model's history): 5 × 422 steps
+  are ≥ 10 minutes of both cores even on an idle machine, so the 10-minute target is out of reach on
+  this hardware with the preset as it is (XLA `jit_compile` was tried: 2× slower on this CPU).
+- **Memory growth over trainings** is TensorFlow's: a bare `model.fit` loop grows the same (~6 MB per
+  small dense training, more for CNNs) and neither `keras.backend.clear_session()` nor
+  `malloc_trim` returns it (tensorflow/tensorflow#61791, keras-team/tf-keras#286). Only a training
+  process per run would bound it; the server's other memory is bounded by its caches (≤ 4 datasets,
+  ≤ 4 models, ≤ 8 probability arrays).
+"""
+
 
 def run_bench(name: str, quick: bool) -> tuple[list[dict], float]:
     """Run bench_<name>.py in its own process; its rows (or one ERROR row) and its wall time."""
@@ -99,7 +123,7 @@ def markdown(info: dict, rows: list[dict], quick: bool, done: list[str], todo: l
               f"**{r['status']}** |" for r in targets]
     lines += ["", "## All figures", "", common.table_markdown(rows), "",
               "Benchmark wall times: " + ", ".join(f"{n} {took[n] / 60:.1f} min" for n in done) + ".", "",
-              METHOD]
+              METHOD, "", LIMITS]
     return "\n".join(lines) + "\n"
 
 
@@ -129,8 +153,8 @@ def main() -> int:
         done = [n for n in BENCHES if n in results]
         rows = [r for n in done for r in results[n]]
         out.write_text(markdown(info, rows, args.quick, done, names[i + 1:], took))
-        saved.write_text(json.dumps({"quick": args.quick, "date": info["date"], "results": results,
-                                      "took": took}, indent=1))
+        saved.write_text(json.dumps({"quick": args.quick, "date": info["date"], "info": info,
+                                      "results": results, "took": took}, indent=1))
     print(common.table_text(rows))
     misses = [r for r in rows if r["status"] in ("MISS", "ERROR")]
     print(f"\n{sum(r['status'] == 'PASS' for r in rows)} PASS, {len(misses)} MISS/ERROR; wrote {out}")

@@ -72,7 +72,8 @@ def cmd_train(args) -> int:
     if "error" in outcome:
         e = outcome["error"]
         snap = store.snapshot(since=-1)
-        msg = str(e) if isinstance(e, (DatasetUnavailable, runs.RunError, ValueError, OSError)) else snap.get("error")
+        # our own errors read well as they are; anything else (a full disk mid-save…) as train() put it
+        msg = str(e) if isinstance(e, (DatasetUnavailable, runs.RunError, ValueError)) else snap.get("error")
         print(json.dumps({"status": "failed", "error": msg or repr(e), "run_id": snap.get("run_id")}))
         return 1
     run = outcome["run"]
@@ -135,7 +136,7 @@ def cmd_predict(args) -> int:
     for path in args.images:
         try:
             out = predict_image(model, open_image(path), names, box=box)
-        except Exception as e:  # ImageError, BlankImage, or anything odd about one file: report it, go on
+        except Exception as e:  # noqa: BLE001  ImageError, BlankImage, or anything odd about one file: go on
             failed += 1
             msg, name = str(e), Path(path).name
             if msg.startswith(f"{name}: "):  # images.py names the file by its base name: show the path given

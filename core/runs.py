@@ -259,7 +259,7 @@ def fit_problem(shape, n_out: int, data_shape, n_classes: int, name: str) -> str
     return None
 
 
-def run_problem(run: "Run", model) -> str | None:
+def run_problem(run: Run, model) -> str | None:
     """Why a loaded model cannot be used as its run describes it (shape, classes), or None."""
     try:
         shape, n_out = model_io(model)
@@ -335,7 +335,7 @@ def _load_upload(data: bytes, runs_dir: Path, name: str | None, keep: bool):
 
 
 def import_model(data: bytes, dataset: str, runs_dir: Path | None = None, name: str | None = None,
-                 data_path: str | None = None, class_names=None) -> "Run":
+                 data_path: str | None = None, class_names=None) -> Run:
     """Save an uploaded .keras model as a new finished run for `dataset`; RunError if it doesn't load or fit.
 
     The run folder's name is generated (like a trained run's); the uploaded file name is never used as a path.

@@ -133,7 +133,9 @@ def _friendly(e: BaseException) -> str:
                         (errno.EDQUOT, "Disk quota exceeded"), (errno.EROFS, "Read-only file system")):
         if isinstance(e, OSError) and e.errno == code or words.lower() in text.lower():
             # h5py and zipfile report a full disk in their own words, sometimes without an errno
-            return f"cannot save the run: {os.strerror(code)} (free some disk space, or set CLASSIFIER_LAB_RUNS)"
+            hint = "set CLASSIFIER_LAB_RUNS to a writable folder" if code == errno.EROFS else \
+                "free some disk space, or set CLASSIFIER_LAB_RUNS"
+            return f"cannot save the run: {os.strerror(code)} ({hint})"
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"{name}: {text}"[:300] if text else name
 

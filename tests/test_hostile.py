@@ -204,7 +204,7 @@ def test_cli_batch_of_awkward_and_broken_files(bundled, awkward_files, tmp_path,
     batch = [good[0], *bad[:2], *good[1:8], *bad[2:], *good[8:]]  # bad files between good ones
     proc = subprocess.run([sys.executable, "-m", "core", "predict", "--json", "--model", str(run.path),
                            *map(str, batch)], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
+                          timeout=TIMEOUT, check=False)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
@@ -338,7 +338,8 @@ def tmpfs(path: Path, size: str, read_only: bool = False):
     """A small tmpfs at `path` (a full or read-only disk); skips the test where mounting is not allowed."""
     path.mkdir(parents=True, exist_ok=True)
     opts = f"size={size}" + (",ro" if read_only else "")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True,
+                          check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs to simulate a full or read-only disk here: {done.stderr.strip()}")
     try:
@@ -432,34 +433,27 @@ def test_a_run_whose_last_write_failed_is_not_running_forever(tmp_path, monkeypa
 
 # --- memory over many trainings -----------------------------------------------------------------------------
 
-MEMORY_SCRIPT = r"""
-import gc, json, sys
-from core.datasets import Dataset, load_dataset
-from core.training import TrainConfig, train
-
-def rss_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-
-full = load_dataset("mnist", offline=True)
-ds = Dataset("mnist", full.class_names, full.x_train[:512], full.y_train[:512], full.x_test[:256],
-             full.y_test[:256], full.source, full.augment)
-rss = []
-for i in range(11):  # one warm-up, then ten
-    train(TrainConfig(arch=sys.argv[2], epochs=1, batch_size=64, seed=i, runs_dir=sys.argv[1]), dataset=ds)
-    gc.collect()
-    rss.append(round(rss_mb(), 1))
-print(json.dumps(rss))
-"""
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
 
 
-@pytest.mark.parametrize("arch", ["dense", "cnn"])
-def test_many_trainings_do_not_grow_memory_without_bound(tmp_path, subprocess_env, arch):
-    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path), arch], cwd=ROOT,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rss = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_many_trainings_do_not_grow_memory_without_bound(tmp_path, mnist_small):
+    """Ten short trainings after a warm-up: RSS grows by a few MB each (TensorFlow keeps each model's traced
+    graphs; neither keras.backend.clear_session(), the kernel cache nor malloc_trim gives them back), but
+    must stay well under a leak of the model's data or the dataset per run."""
+    import gc
+
+    from core.datasets import Dataset
+    from core.training import TrainConfig, train
+
+    ds = Dataset("mnist", mnist_small.class_names, mnist_small.x_train[:512], mnist_small.y_train[:512],
+                 mnist_small.x_test[:256], mnist_small.y_test[:256], mnist_small.source, mnist_small.augment)
+    rss = []
+    for i in range(11):  # one warm-up, then ten
+        train(TrainConfig(arch="dense", epochs=1, batch_size=64, seed=i, runs_dir=str(tmp_path)), dataset=ds)
+        gc.collect()
+        rss.append(round(rss_mb(), 1))
     growth = rss[-1] - rss[-8]  # over the last 7 trainings
-    print(f"\n{arch}: RSS after each training (MB): {rss}; growth over the last 7: {growth:.1f} MB")
+    print(f"\nRSS after each training (MB): {rss}; growth over the last 7: {growth:.1f} MB")
     assert growth < 60, rss

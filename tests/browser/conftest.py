@@ -35,6 +35,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 1000}
 SLOW_TF_SECONDS = 60  # see slow_tf_app
+EXPECT_TIMEOUT = 15_000  # ms for expect(...) by default: a page redraw on a busy 2-core machine can take seconds
 START_TIMEOUT = 120  # s until the server answers (a loaded 2-core machine is slow to import Streamlit)
 
 try:
@@ -144,6 +145,9 @@ def browser():
     reason = missing()
     if reason:
         pytest.skip(f"browser tests: {reason}")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -71,7 +71,7 @@ def test_train_watch_leave_return_stop(page, screenshot_dir):
 
     # elsewhere in the app meanwhile: the run is on the Runs page, still running
     open_page(page, "Runs")
-    expect(runs_row(page, "fashion_mnist", "dense", "running")).to_have_count(1)
+    expect(runs_row(page, "fashion_mnist", "dense", "running")).to_have_count(1, timeout=30_000)
     open_page(page, "Home")
     expect(m.get_by_text(re.compile(r"Training in progress \(fashion_mnist · dense\)"))).to_be_visible()
 
@@ -91,6 +91,6 @@ def test_train_watch_leave_return_stop(page, screenshot_dir):
     expect(m.get_by_role("button", name=re.compile("Start training"))).to_be_visible()
 
     open_page(page, "Runs")
-    expect(runs_row(page, run_id)).to_have_count(1)
+    expect(runs_row(page, run_id)).to_have_count(1, timeout=30_000)
     expect(runs_row(page, run_id)).to_contain_text("stopped")
     screenshot(page, screenshot_dir / "runs.png")
