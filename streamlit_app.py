@@ -7,13 +7,13 @@ st.set_page_config(page_title="Classifier Lab", page_icon=":material/neurology:"
 state.warm_tensorflow()
 
 page = st.navigation([
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
-    st.Page("pages/mistakes.py", title="Mistakes", icon=":material/error:"),
-    st.Page("pages/label_errors.py", title="Label errors", icon=":material/label_off:"),
-    st.Page("pages/predict.py", title="Predict", icon=":material/draw:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/data.py", title="Data", icon=":material/dataset:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
+    st.Page("app_pages/label_errors.py", title="Label errors", icon=":material/label_off:"),
+    st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),
 ])
 state.sidebar()
 page.run()

@@ -71,7 +71,7 @@ def run(quick: bool) -> list[dict]:
     at.session_state["active_model"] = str(run_.path)
     at.run()
     _check(at, "home")
-    at.switch_page("pages/mistakes.py")
+    at.switch_page("app_pages/mistakes.py")
     first, _ = common.timed(at.run)
     _check(at, "mistakes, first")
     if not any("Mistakes" == t.value for t in at.title):

@@ -22,7 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
 # every page the entrypoint routes to, so a new page is covered without editing this list
-PAGES = re.findall(r'st\.Page\("(pages/\w+\.py)"', (ROOT / "streamlit_app.py").read_text())
+PAGES = re.findall(r'st\.Page\("(app_pages/\w+\.py)"', (ROOT / "streamlit_app.py").read_text())
 TIMEOUT = 120  # per script run: the first one that touches Keras imports TensorFlow on a busy machine
 TRAIN_WAIT = 120
 CAPTION = re.compile(r"^Label: (.+) \| Predict: (.+) \((\d+)%\)$")
@@ -30,27 +30,12 @@ CAPTION = re.compile(r"^Label: (.+) \| Predict: (.+) \((\d+)%\)$")
 
 @pytest.fixture(scope="module", autouse=True)
 def app_env(tmp_path_factory):
-    """A runs folder of this module's own, and AppTest running the entrypoint as a browser does.
-
-    AppTest resets Streamlit's "uses a pages/ directory" flag before every run, so a run after
-    switch_page() would execute the page file alone (Streamlit's old multipage mode: no sidebar)
-    instead of the entrypoint's st.navigation. In a browser session the flag stays off once the
-    entrypoint has run, which is what this reproduces; test_direct_first_visit documents the gap.
-    """
-    import streamlit.testing.v1.app_test as app_test
-    from streamlit.runtime.pages_manager import PagesManager
-
-    class NavigationOnly(PagesManager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            PagesManager.uses_pages_directory = False
-
+    """A runs folder of this module's own."""
     runs_dir = tmp_path_factory.mktemp("app_runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLASSIFIER_LAB_RUNS", str(runs_dir))
         mp.setenv("CLASSIFIER_LAB_OFFLINE", "1")
         mp.setenv("CLASSIFIER_LAB_MAX_TRAININGS", "1")
-        mp.setattr(app_test, "PagesManager", NavigationOnly)
         yield runs_dir
 
 
@@ -156,8 +141,8 @@ def model_options(at) -> list[str]:
 
 
 def test_every_page_is_routed():
-    assert {"pages/home.py", "pages/data.py", "pages/train.py", "pages/runs.py", "pages/mistakes.py",
-            "pages/predict.py"} <= set(PAGES)
+    assert {"app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/mistakes.py",
+            "app_pages/predict.py"} <= set(PAGES)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -169,20 +154,16 @@ def test_page_renders(page, mnist_run):
     assert at.sidebar.selectbox(key="active_model").value == str(mnist_run.path)
 
 
-@pytest.mark.xfail(strict=True, reason="Streamlit runs a page file alone (no entrypoint, no sidebar) on a "
-                   "server's first run when the app has a folder named pages/; renaming it fixes this")
-def test_direct_first_visit_has_sidebar(monkeypatch):
-    import streamlit.testing.v1.app_test as app_test
-    from streamlit.runtime.pages_manager import PagesManager
-
-    monkeypatch.setattr(app_test, "PagesManager", PagesManager)  # every AppTest run is a fresh server
-    at = open_page(new_app(), "pages/runs.py")
+def test_direct_first_visit_has_sidebar():
+    # Pages live in app_pages/, not pages/: Streamlit would run a pages/ file alone (no entrypoint,
+    # no sidebar) on a fresh server's first visit to a page's own address.
+    at = open_page(new_app(), "app_pages/runs.py")
     assert_clean(at)
     assert [s.key for s in at.sidebar.selectbox][:1] == ["active_dataset"]
 
 
 def test_data_page_counts_and_augmentation():
-    at = open_page(new_app(), "pages/data.py")
+    at = open_page(new_app(), "app_pages/data.py")
     assert_clean(at, "data")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["classes"] == "10"
@@ -207,15 +188,15 @@ def test_unavailable_dataset_warns_on_every_page(dataset, mnist_run):
         assert_clean(at, f"{dataset} on {page}")
         assert any("not available" in w.lower() for w in values(at.warning)), f"{page}: {values(at.warning)}"
         assert not model_options(at), "a model of another dataset is offered"
-    open_page(at, "pages/data.py")
+    open_page(at, "app_pages/data.py")
     assert any("is not available here" in w for w in values(at.warning))
-    open_page(at, "pages/train.py")
+    open_page(at, "app_pages/train.py")
     assert at.selectbox(key="train_dataset").value == dataset
     assert button(at, "Start training").disabled, "training an unavailable dataset can be started"
 
 
 def test_train_run_appears_in_runs_and_sidebar(app_env):
-    at = open_page(new_app(), "pages/train.py")
+    at = open_page(new_app(), "app_pages/train.py")
     assert_clean(at, "train")
     set_training_form(at, epochs=1, samples=500)
     button(at, "Start training").click().run()
@@ -231,7 +212,7 @@ def test_train_run_appears_in_runs_and_sidebar(app_env):
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_subset").value) == (1, 500)
     assert at.selectbox(key="train_arch").value == "dense"
 
-    open_page(at, "pages/runs.py")
+    open_page(at, "app_pages/runs.py")
     assert_clean(at, "runs")
     table = at.dataframe[0].value
     row = table[table["run"] == run_id]
@@ -242,14 +223,14 @@ def test_train_run_appears_in_runs_and_sidebar(app_env):
 def test_stop_keeps_a_stopped_run(app_env):
     from core import runs
 
-    at = open_page(new_app(), "pages/train.py")
+    at = open_page(new_app(), "app_pages/train.py")
     set_training_form(at, epochs=100, samples=0)  # minutes of work: only Stop ends it in time
     button(at, "Start training").click().run()
     poll(at, lambda a: any("**training**" in p.proto.text for p in a.get("progress")))
     # the job belongs to the session, not the page: leave and come back to the live view
-    open_page(at, "pages/home.py")
+    open_page(at, "app_pages/home.py")
     assert any(i.startswith("Training in progress (mnist · dense)") for i in values(at.info)), values(at.info)
-    open_page(at, "pages/train.py")
+    open_page(at, "app_pages/train.py")
     assert any("**training**" in p.proto.text for p in at.get("progress"))
     assert button(at, "Stop") and not [w for w in at.selectbox if w.key == "train_arch"], "form shown while busy"
     button(at, "Stop").click().run()
@@ -262,7 +243,7 @@ def test_stop_keeps_a_stopped_run(app_env):
     assert run.status == "stopped" and run.usable and run.meta["epochs_done"] < 100
     assert at.number_input(key="train_epochs").value == 100  # kept through the page switches
 
-    open_page(at, "pages/runs.py")
+    open_page(at, "app_pages/runs.py")
     table = at.dataframe[0].value
     assert table[table["run"] == run_id]["status"].tolist() == ["stopped"]
     assert any(run_id in option for option in model_options(at))
@@ -299,7 +280,7 @@ def test_mistakes_cell_filters_gallery(mnist_run, mnist_cm):
     cm, _, _ = mnist_cm
     off = cm - np.diag(np.diag(cm))
     true, pred = np.unravel_index(off.argmax(), cm.shape)
-    at = open_page(new_app(mnist_run), "pages/mistakes.py")
+    at = open_page(new_app(mnist_run), "app_pages/mistakes.py")
     assert_clean(at, "mistakes")
     assert gallery_count(at) == off.sum()  # unfiltered: every mistake
 
@@ -323,7 +304,7 @@ def test_mistakes_cell_filters_gallery(mnist_run, mnist_cm):
 
 def test_mistakes_details_show_confidence_bars(mnist_run, mnist_cm):
     _, probs, y = mnist_cm
-    at = open_page(new_app(mnist_run), "pages/mistakes.py")
+    at = open_page(new_app(mnist_run), "app_pages/mistakes.py")
     details = [b for b in at.button if b.label == "Details"]
     assert details, "no Details buttons"
     index = int(details[0].key.rsplit("_", 1)[1])
@@ -356,7 +337,7 @@ def test_predict_upload(mnist_run, mnist_cm):
     big = np.asarray(Image.fromarray(load_dataset("mnist").x_test[i]).resize((112, 112)))
     photo = 255 - big  # dark ink on white paper, as a scan or photo of a digit looks
 
-    at = open_page(new_app(mnist_run), "pages/predict.py")
+    at = open_page(new_app(mnist_run), "app_pages/predict.py")
     at.radio(key="predict_mode").set_value("Upload").run()
     at.file_uploader(key="upload").set_value(("digit.png", png(photo), "image/png")).run()
     assert_clean(at, "upload")
@@ -386,7 +367,7 @@ def test_damaged_model_is_an_error_not_an_exception(mnist_run, tmp_path):
         from core import runs
 
         at = new_app(runs.load_run(damaged))
-        for page in ("pages/mistakes.py", "pages/predict.py"):
+        for page in ("app_pages/mistakes.py", "app_pages/predict.py"):
             open_page(at, page)
             assert not at.exception, f"{page}: {values(at.exception)}"
             assert any("cannot be used" in e for e in values(at.error)), f"{page}: {values(at.error)}"
@@ -420,7 +401,7 @@ def test_runs_page_compare_use_and_delete(mnist_run, app_env):
 
     spare = app_env / f"{mnist_run.id}-spare"  # a copy to delete
     shutil.copytree(mnist_run.path, spare)
-    at = open_page(new_app(runs.load_run(spare)), "pages/runs.py")
+    at = open_page(new_app(runs.load_run(spare)), "app_pages/runs.py")
     assert at.sidebar.selectbox(key="active_model").value == str(spare)
     table = at.dataframe[0].value
     ids = table["run"].tolist()

@@ -138,7 +138,7 @@ def start_training(at, samples: int = 200):
 
 def test_train_page_with_an_unwritable_runs_folder(app_env, good_run, tmp_path, monkeypatch):
     """One session meets each fault in turn, then trains normally: every failure gave its slot back."""
-    at = open_page(new_app(), "pages/train.py")
+    at = open_page(new_app(), "app_pages/train.py")
     for kind, expected in TRAIN_ERRORS.items():
         with unwritable(kind, tmp_path) as bad:
             if bad is None:
@@ -153,9 +153,9 @@ def test_train_page_with_an_unwritable_runs_folder(app_env, good_run, tmp_path, 
                 (run,) = runs.list_runs(bad)
                 assert run.status == "failed" and not run.model_path.exists()
                 assert [p.name for p in run.path.iterdir() if ".tmp" in p.name] == []
-            open_page(at, "pages/runs.py")  # the other pages still work meanwhile
+            open_page(at, "app_pages/runs.py")  # the other pages still work meanwhile
             assert not at.exception, values(at.exception)
-            open_page(at, "pages/train.py")
+            open_page(at, "app_pages/train.py")
             assert button(at, "Start training")  # the form is back, not a stuck "training" view
     monkeypatch.setenv("CLASSIFIER_LAB_RUNS", str(app_env))  # writable again: the next training runs
     start_training(at)
@@ -186,17 +186,17 @@ def test_a_model_that_does_not_fit_on_mistakes_and_predict(app_env, good_run, tm
     try:
         at = new_app(str(path))
         assert at.sidebar.selectbox(key="active_model").value == str(path)
-        open_page(at, "pages/mistakes.py")
+        open_page(at, "app_pages/mistakes.py")
         assert not at.exception, values(at.exception)
         assert values(at.error) == [
             f"**Model {runs.load_run(path).label} cannot be used.** The model takes inputs of shape 32×32×3, "
             "but mnist images are 28×28. Pick another model in the sidebar."]
-        open_page(at, "pages/predict.py")
+        open_page(at, "app_pages/predict.py")
         assert not at.exception, values(at.exception)
         assert values(at.error) == [
             f"**Model {runs.load_run(path).label} cannot be used here.** The model takes inputs of shape "
             "32×32×3, but mnist images are 28×28. Pick another model in the sidebar."]
-        open_page(at, "pages/home.py")
+        open_page(at, "app_pages/home.py")
         assert_clean(at, "home after a bad model")
     finally:
         shutil.rmtree(path)
@@ -212,7 +212,7 @@ def upload_model(at, name: str, data: bytes):
 
 
 def test_import_a_keras_model_on_the_runs_page(app_env, good_run, tmp_path):
-    at = open_page(new_app(), "pages/runs.py")
+    at = open_page(new_app(), "app_pages/runs.py")
     assert_clean(at, "runs")
     before = {p.name for p in app_env.iterdir()}
 
@@ -232,12 +232,12 @@ def test_import_a_keras_model_on_the_runs_page(app_env, good_run, tmp_path):
     assert not [p for p in app_env.iterdir() if p.name.startswith(".import-")]  # no temp file left
     table = at.dataframe[0].value
     assert table[table["run"] == new]["status"].tolist() == ["finished"]
-    open_page(at, "pages/predict.py")  # the imported model is usable right away
+    open_page(at, "app_pages/predict.py")  # the imported model is usable right away
     assert_clean(at, "predict with the imported model")
     assert any(c.startswith("Model: mnist · imported") for c in values(at.caption))
 
     # files that are not usable models: a message each, nothing saved
-    open_page(at, "pages/runs.py")
+    open_page(at, "app_pages/runs.py")
     real = good_run.model_path.read_bytes()
     bad = {
         "corrupt.keras": (real[: len(real) // 3], "corrupt.keras: not a usable Keras model ("),
@@ -275,7 +275,7 @@ def test_session_model_path_cannot_point_elsewhere(app_env, good_run, tmp_path):
         at = new_app(chosen)
         active = at.sidebar.selectbox(key="active_model").value
         assert active != chosen and Path(active).parent == app_env, (chosen, active)
-    open_page(at, "pages/predict.py")
+    open_page(at, "app_pages/predict.py")
     assert_clean(at, "predict")
     assert any(c.startswith("Model: mnist") for c in values(at.caption))
     assert not any(str(outside) in c for c in values(at.caption))

@@ -27,7 +27,7 @@ def test_bad_values_are_ignored_with_a_reason():
 def test_train_page_reads_and_writes_the_url(monkeypatch, tmp_path):
     monkeypatch.setenv("CLASSIFIER_LAB_RUNS", str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.query_params.update({"dataset": "fashion_mnist", "arch": "cnn_strong", "epochs": "3", "lr": "0.01"})
     at.run()
     assert not at.exception

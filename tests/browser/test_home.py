@@ -44,8 +44,6 @@ def test_every_page_opens_without_an_error(page, screenshot_dir):
             screenshot(page, screenshot_dir / f"{TOUR_SHOTS[title]}.png")
 
 
-@pytest.mark.xfail(strict=True, reason="Streamlit runs pages/<name>.py as an old-style page when the first visit "
-                   "after a server start is a page's own address: the app's folder of pages is named `pages/`")
 def test_a_page_address_opens_the_app_on_a_fresh_server(fresh_app, open_session):
     """A bookmarked or shared page address (the Train page offers one) is the first visit after a restart."""
     page = open_session(fresh_app)

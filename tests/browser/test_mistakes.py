@@ -9,7 +9,7 @@ from browser_helpers import (assert_no_error, expect, main, open_app, open_page,
 pytestmark = pytest.mark.browser
 
 DATASET = "Fashion-MNIST"
-PAGE_SIZE = 24  # pages/mistakes.py shows this many images per page
+PAGE_SIZE = 24  # app_pages/mistakes.py shows this many images per page
 
 
 def test_cell_filters_the_gallery_and_details_open(page, screenshot_dir):

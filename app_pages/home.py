@@ -11,9 +11,9 @@ st.markdown(
     "its loss and accuracy live."
 )
 cols = st.columns(3)
-cols[0].page_link("pages/predict.py", label="Draw or upload an image", icon=":material/draw:")
-cols[1].page_link("pages/mistakes.py", label="Explore the mistakes", icon=":material/error:")
-cols[2].page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+cols[0].page_link("app_pages/predict.py", label="Draw or upload an image", icon=":material/draw:")
+cols[1].page_link("app_pages/mistakes.py", label="Explore the mistakes", icon=":material/error:")
+cols[2].page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
 
 run = state.active_run()
 if run is not None:
