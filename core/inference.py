@@ -39,6 +39,12 @@ def _as_image(image) -> Image.Image:
     return standard_mode(image)
 
 
+def _border(a: np.ndarray) -> np.ndarray:
+    """The outer band of an image: where the background is, however much of the frame the object fills."""
+    k = max(1, min(a.shape[0], a.shape[1]) // 16)
+    return np.concatenate([a[:k].ravel(), a[-k:].ravel(), a[k:-k, :k].ravel(), a[k:-k, -k:].ravel()])
+
+
 def _strided(a: np.ndarray) -> np.ndarray:
     step = max(1, int(math.sqrt(a.shape[0] * a.shape[1] / STAT_SAMPLES)))
     return a[::step, ::step]
@@ -60,14 +66,14 @@ def to_gray_ink(image) -> np.ndarray:
         c = color.astype(np.float32)
         gray = c[..., 0] * 0.299 + c[..., 1] * 0.587 + c[..., 2] * 0.114
     if alpha is not None:
-        if np.median(_strided(alpha)) < 128:
+        if np.median(_border(_strided(alpha))) < 128:
             # transparent background (drawing canvas): whatever was painted is ink, whatever its colour
             gray = alpha
         elif alpha.min() < 255:
             # mostly opaque: fill the few see-through pixels with the typical colour so they read as background
             cover = alpha / 255.0
             gray = gray * cover + float(np.median(_strided(gray)[_strided(alpha) >= 128])) * (1.0 - cover)
-    sample = _strided(gray)
+    sample = _border(_strided(gray))
     bg = float(np.median(sample))
     if bg > 127.5:  # the background is light: dark pen on paper, so flip to MNIST's bright-on-dark
         gray = 255.0 - gray

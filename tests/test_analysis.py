@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from core.analysis import SORTS, confusion_matrix, mistakes, per_class, summary
+from core.analysis import SORTS, confusion_matrix, label_issues, mistakes, per_class, summary
 
 # Six samples, three classes. Predictions (argmax): 0, 1, 1, 2, 0, 2 against truth 0, 0, 1, 1, 2, 2.
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2])
@@ -107,3 +107,28 @@ def test_summary_matches_the_trained_runs_test_set(trained):
                 assert len(mistakes(probs, ds.y_test, true_class=t, pred_class=p)) == cm[t, p]
     per = [s["per_class"][c]["accuracy"] for c in ds.class_names]
     np.testing.assert_allclose(per, np.diag(cm) / cm.sum(1), atol=1e-4)
+
+
+def test_label_issues_flag_confident_disagreement_ranked_by_self_confidence():
+    # Class thresholds come out at 0.8 (class 0) and 0.75 (class 1).
+    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.8, 0.2],     # labelled 0
+                      [0.2, 0.8], [0.3, 0.7], [0.25, 0.75],   # labelled 1
+                      [0.05, 0.95], [0.15, 0.85]])            # labelled 0, confidently class 1
+    labels = np.array([0, 0, 0, 1, 1, 1, 0, 0])
+    issues = label_issues(probs, labels)
+    assert np.allclose(issues["thresholds"], [(0.9 + 0.7 + 0.8 + 0.05 + 0.15) / 5, 0.75])
+    assert issues["index"].tolist() == [6, 7]  # least confidence in the given label first
+    assert issues["suggested"].tolist() == [1, 1] and issues["given"].tolist() == [0, 0]
+    assert np.allclose(issues["self_confidence"], [0.05, 0.15])
+    assert np.allclose(issues["suggested_confidence"], [0.95, 0.85])
+
+
+def test_label_issues_find_planted_label_errors_with_a_trained_model(trained):
+    run, _, ds = trained
+    probs = np.load(run.path / "test_probs.npy")
+    labels = np.asarray(ds.y_test).copy()
+    rng = np.random.default_rng(0)
+    planted = rng.choice(np.flatnonzero(probs.argmax(1) == labels), 40, replace=False)
+    labels[planted] = (labels[planted] + 1 + rng.integers(0, 9, 40)) % 10  # a wrong label
+    found = set(label_issues(probs, labels)["index"].tolist())
+    assert len(found & set(planted.tolist())) >= 30  # most planted errors are flagged

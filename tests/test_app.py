@@ -424,3 +424,31 @@ def test_runs_page_compare_use_and_delete(mnist_run, app_env):
     assert_clean(at, "delete")
     assert not spare.exists() and spare.name not in at.dataframe[0].value["run"].tolist()
     assert runs.load_run(mnist_run.path).usable  # the other run is untouched
+
+
+def test_why_overlays_on_predict_and_mistake_detail(mnist_run, mnist_cm):
+    from core.datasets import load_dataset
+
+    digit = np.asarray(Image.fromarray(load_dataset("mnist").x_test[0]).resize((112, 112)))
+    at = open_page(new_app(mnist_run), "app_pages/predict.py")
+    at.radio(key="predict_mode").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("digit.png", png(digit), "image/png")).run()
+    assert not any(c.startswith("gradient × input for") for c in captions(at))
+    at.toggle(key="why_predict").set_value(True).run()
+    assert_clean(at, "why on predict")
+    assert any(c.startswith("gradient × input for") for c in captions(at)), captions(at)  # a dense model
+
+    at = open_page(new_app(mnist_run), "app_pages/mistakes.py")
+    button(at, "Details").click().run()
+    at.toggle(key="why_mistake").set_value(True).run()
+    assert_clean(at, "why on a mistake")
+    assert any(c.startswith("gradient × input for '") for c in captions(at)), captions(at)
+
+
+def test_label_errors_page_lists_and_exports(mnist_run):
+    at = open_page(new_app(mnist_run), "app_pages/label_errors.py")
+    assert_clean(at, "label errors")
+    flagged = int(next(m.value for m in at.metric if m.label == "flagged test images").replace(",", ""))
+    shown = [c for c in captions(at) if re.match(r"#\d+ given: \d → \d \(\d+%\)$", c)]
+    assert flagged > 0 and len(shown) == min(30, flagged)
+    assert [b for b in at.get("download_button") if "CSV" in b.proto.label]

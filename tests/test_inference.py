@@ -296,3 +296,16 @@ def test_import_does_not_pull_tensorflow_or_streamlit():
             "bad = [m for m in ('tensorflow', 'keras', 'streamlit') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_frame_filling_items_keep_their_polarity():
+    """Fashion-MNIST items fill most of the frame: the background is read from the border, not the median."""
+    from core import runs
+    from core.datasets import DATASETS, load_dataset
+
+    ds = load_dataset("fashion_mnist")
+    model = runs.load_model(runs.resolve("fashion_mnist").model_path)
+    x = np.stack([preprocess(img, (28, 28), box=DATASETS["fashion_mnist"].ink_box) for img in ds.x_test[:300]])
+    light_border = [i for i in range(300) if np.median(x[i][[0, -1]]) > 64]
+    assert not light_border  # nothing got inverted
+    assert (predict(model, x).argmax(1) == ds.y_test[:300]).mean() > 0.85
