@@ -23,7 +23,6 @@ reported in assets/models/README.md. Nothing here looks at the test half when ch
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys

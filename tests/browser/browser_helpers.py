@@ -110,16 +110,6 @@ def stroke(page: Page, canvas: Locator, points: list[tuple[float, float]], steps
     page.mouse.up()
 
 
-def click_center(page: Page, element: Locator) -> None:
-    """A real mouse click in the middle of an element (plotly's drag layer sits above SVG points)."""
-    element.scroll_into_view_if_needed()
-    box = element.bounding_box()
-    assert box is not None, "element not visible"
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y, steps=4)  # plotly needs the hover before the click
-    page.mouse.click(x, y)
-
-
 def plotly_points(chart: Locator, trace: int = 0) -> int:
     """How many points a plotly chart in the page draws for one trace (0 before it has drawn)."""
     return chart.locator(".js-plotly-plot").first.evaluate(
@@ -132,9 +122,9 @@ def screenshot(page: Page, path: Path, settle_ms: int = 800) -> Path:
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollHeight || 0")
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(height, MAX_SHOT_HEIGHT))})
     try:
-        page.wait_for_timeout(settle_ms)  # charts redraw for the new size
         page.mouse.move(size["width"] - 2, size["height"] // 2)  # no hover label or sidebar button in the picture
-        page.screenshot(path=str(path))
+        page.wait_for_timeout(settle_ms)  # charts redraw for the new size
+        page.screenshot(path=str(path), style=".modebar-container { display: none !important; }")
     finally:
         page.set_viewport_size(size)
     return path

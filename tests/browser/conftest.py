@@ -105,6 +105,16 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
+def _die_with_pytest() -> None:
+    """In the server's process (Linux): SIGTERM when pytest dies without its teardown (kill -9, a CI timeout)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the fixtures' teardown still stops it
+        pass
+
+
 @contextmanager
 def serve_app(workdir: Path, **env):
     """`streamlit run streamlit_app.py` on a free port with its own runs folder; yields an App."""
@@ -119,7 +129,8 @@ def serve_app(workdir: Path, **env):
            "--server.fileWatcherType", "none"]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)  # own group: killpg
+                                stdin=subprocess.DEVNULL, start_new_session=True,  # own group: killpg
+                                preexec_fn=_die_with_pytest)
     app = App(f"http://127.0.0.1:{port}", proc, log_path, runs_dir)
     try:
         deadline = time.monotonic() + START_TIMEOUT

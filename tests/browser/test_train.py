@@ -41,6 +41,17 @@ def runs_row(page, *texts):
     return row
 
 
+def tick_row(page, run_id: str) -> None:
+    """Click the checkbox of the runs table's row whose first cell is `run_id` (the table is a canvas)."""
+    table = main(page).locator("[data-testid=stDataFrame]")
+    firsts = [t.strip() for t in table.locator("tr").evaluate_all(
+        "rows => rows.map(r => (r.querySelector('td, th') || {}).textContent || '')")]
+    row = firsts.index(run_id)  # 0 is the header
+    box = table.bounding_box()
+    height = box["height"] / len(firsts)  # header and rows are the same height
+    page.mouse.click(box["x"] + 15, box["y"] + height * (row + 0.5))
+
+
 def test_train_watch_leave_return_stop(page, screenshot_dir):
     open_app(page)
     open_page(page, "Train", heading="Train a model")
@@ -93,4 +104,10 @@ def test_train_watch_leave_return_stop(page, screenshot_dir):
     open_page(page, "Runs")
     expect(runs_row(page, run_id)).to_have_count(1, timeout=30_000)
     expect(runs_row(page, run_id)).to_contain_text("stopped")
+
+    # tick it and the bundled Fashion-MNIST model in the table: their curves side by side
+    for run in (run_id, "fashion_mnist"):
+        tick_row(page, run)
+        wait_idle(page)
+    expect(m.locator(".st-key-compare_chart .js-plotly-plot")).to_be_visible(timeout=30_000)
     screenshot(page, screenshot_dir / "runs.png")
