@@ -12,10 +12,7 @@ st.markdown("Test images the model confidently puts in **another** class than th
             "ranked by how little probability the model gives the given label (confident learning: each "
             "class's threshold is the model's mean confidence on images labelled with it). Many are "
             "model errors; some are mislabelled or ambiguous images worth a second look.")
-run = state.active_run()
-if run is None:
-    st.info("No model for this dataset yet: train one on the Train page or pick MNIST or Fashion-MNIST.")
-    st.stop()
+run = state.require_run()
 ds = state.dataset(run.dataset, run.config.get("data_path"))
 if ds is None:
     st.stop()

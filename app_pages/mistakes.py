@@ -9,11 +9,7 @@ PAGE_SIZE = 24
 ANY = -1
 
 st.title("Mistakes")
-run = state.active_run()
-if run is None:
-    st.info("No model for this dataset yet: train one on the Train page, or pick MNIST or Fashion-MNIST "
-            "in the sidebar to use a bundled model.")
-    st.stop()
+run = state.require_run()
 ds = state.dataset(run.dataset, run.config.get("data_path"))
 if ds is None:
     st.stop()

@@ -9,11 +9,7 @@ from ui import charts, state
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 
 st.title("Predict")
-run = state.active_run()
-if run is None:
-    st.info("No model for this dataset yet: train one on the Train page, or pick MNIST or Fashion-MNIST "
-            "in the sidebar to use a bundled model.")
-    st.stop()
+run = state.require_run()
 model = state.model(run)
 problem = runs.run_problem(run, model)
 if problem:  # e.g. a model.keras that doesn't match its run: a message, not a Keras traceback

@@ -77,6 +77,16 @@ def active_run() -> runs.Run | None:
     return choices[0] if choices else None
 
 
+def require_run() -> runs.Run:
+    """The active run, or a hint on the page and the end of this script run."""
+    run = active_run()
+    if run is None:
+        st.info("No model for this dataset yet: train one on the Train page, or pick MNIST or Fashion-MNIST "
+                "in the sidebar to use a bundled model.")
+        st.stop()
+    return run
+
+
 def set_active(run: runs.Run) -> None:
     """Make a run the active model; applied by the sidebar before its widgets (safe from anywhere)."""
     st.session_state["pending_active"] = (run.dataset, str(run.path))
