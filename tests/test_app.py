@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from app_helpers import assert_clean, open_page, values
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -55,21 +56,6 @@ def new_app(active_run=None):
     if active_run is not None:
         at.session_state["active_model"] = str(active_run.path)
     return at.run()
-
-
-def open_page(at, page: str):
-    at.switch_page(page)
-    return at.run()
-
-
-def values(elements) -> list:
-    return [e.value for e in elements]
-
-
-def assert_clean(at, where: str = "") -> None:
-    """No uncaught exception and no st.error on the page."""
-    assert not at.exception, f"{where}: exception {values(at.exception)}"
-    assert not at.error, f"{where}: error {values(at.error)}"
 
 
 def chart(at, key: str):

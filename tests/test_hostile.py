@@ -30,6 +30,7 @@ from PIL import Image
 import core.__main__ as cli
 from core import runs
 from core.runs import RunError
+from app_helpers import save_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 300
@@ -222,17 +223,6 @@ def test_cli_batch_of_awkward_and_broken_files(bundled, awkward_files, tmp_path,
 
 
 # --- models that do not fit ---------------------------------------------------------------------------------
-
-def save_model(path: Path, input_shape, n_out: int = 10, lam: bool = False) -> Path:
-    import keras
-
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
-    if lam:
-        x = keras.layers.Lambda(lambda t: t * 2)(x)
-    keras.Model(inputs, keras.layers.Dense(n_out)(x)).save(path)
-    return path
-
 
 def fake_run(runs_dir: Path, name: str, model_file: Path, dataset: str = "mnist") -> Path:
     """A finished mnist run folder whose model.keras was swapped for another model."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from core import runs
+from app_helpers import assert_clean, open_page, save_model as keras_model, values
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -58,20 +59,6 @@ def new_app(active: str | None = None):
     if active is not None:
         at.session_state["active_model"] = active
     return at.run()
-
-
-def open_page(at, page: str):
-    at.switch_page(page)
-    return at.run()
-
-
-def values(elements) -> list:
-    return [e.value for e in elements]
-
-
-def assert_clean(at, where: str = "") -> None:
-    assert not at.exception, f"{where}: exception {values(at.exception)}"
-    assert not at.error, f"{where}: error {values(at.error)}"
 
 
 def button(at, label: str):
@@ -165,17 +152,6 @@ def test_train_page_with_an_unwritable_runs_folder(app_env, good_run, tmp_path, 
 
 
 # --- a model that doesn't fit the dataset -------------------------------------------------------------------
-
-def keras_model(path: Path, input_shape, n_out: int = 10, lam: bool = False) -> Path:
-    import keras
-
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
-    if lam:
-        x = keras.layers.Lambda(lambda t: t * 2)(x)
-    keras.Model(inputs, keras.layers.Dense(n_out)(x)).save(path)
-    return path
-
 
 def test_a_model_that_does_not_fit_on_mistakes_and_predict(app_env, good_run, tmp_path):
     """A run folder that says MNIST but whose model.keras takes 32×32 colour images."""
