@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 
 import common
 
@@ -51,10 +52,11 @@ def train_capped(cfg, ds, cap_s: float | None):
             if self.timer:
                 self.timer.cancel()
 
+    cpu0 = time.process_time()
     seconds, run_ = common.timed(train, cfg, dataset=ds, store=store, stop=stop, callbacks=[CapCallback()])
     snap = store.snapshot(since=10**9)
     epochs = snap["n_batches"] / max(1, snap.get("steps_per_epoch") or 1)
-    return run_, seconds, epochs
+    return run_, seconds, epochs, (time.process_time() - cpu0) / seconds
 
 
 def run(quick: bool, only: tuple[str, ...] = ()) -> list[dict]:
@@ -76,11 +78,11 @@ def run(quick: bool, only: tuple[str, ...] = ()) -> list[dict]:
                                   epochs=1 if quick else None, max_train_samples=3000 if quick else None)
                 cfg = cfg.resolved()
                 common.log(f"presets: {arch} on {name}, {cfg.epochs} epoch(s), batch {cfg.batch_size}")
-                run_, seconds, epochs = train_capped(cfg, ds, None if quick else TARGET_S)
+                run_, seconds, epochs, cores = train_capped(cfg, ds, None if quick else TARGET_S)
                 m = run_.meta
                 acc = m["test_accuracy"]
                 common.log(f"  test accuracy {acc:.4f} after {epochs:.2f} epoch(s), {seconds:.0f} s "
-                           f"({m['fit_seconds']:.0f} s in fit)")
+                           f"({m['fit_seconds']:.0f} s in fit, {cores:.2f} cores busy on average)")
                 shutil.rmtree(run_.path, ignore_errors=True)
                 judged = not quick and name == "fashion_mnist" and arch == "cnn_strong"
                 stopped = " — stopped at the 10-minute cap" if m["status"] == "stopped" else ""
@@ -89,7 +91,8 @@ def run(quick: bool, only: tuple[str, ...] = ()) -> list[dict]:
                     target=f"≥ {100 * TARGET_ACC:g} % in ≤ {TARGET_S / 60:g} min" if judged else "",
                     ok=(acc >= TARGET_ACC and m["fit_seconds"] <= TARGET_S + 5) if judged else None,
                     notes=f"{epochs:.2f} of {cfg.epochs} epoch(s){stopped}; {m['data']['n_train']:,} train / "
-                          f"{m['data']['n_test']:,} test; fit {m['fit_seconds']:.0f} s, wall {seconds:.0f} s"))
+                          f"{m['data']['n_test']:,} test; fit {m['fit_seconds']:.0f} s, wall {seconds:.0f} s, "
+                          f"{cores:.2f} of {os.cpu_count()} cores busy on average"))
                 rows.append(common.row("presets", f"{arch} on {name}: wall time", round(seconds, 1), "s",
                                        notes="train() call: fit, test-set evaluation, saving"))
     finally:

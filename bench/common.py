@@ -156,6 +156,9 @@ def machine_info() -> dict:
         "keras": _version("keras"),
         "streamlit": _version("streamlit"),
         "numpy": _version("numpy"),
+        # e.g. sched_vcpu_pack: a VM kernel that may pack busy threads onto fewer vCPUs (see the analysis)
+        "kernel_sched": " ".join(t for t in Path("/proc/cmdline").read_text().split() if t.startswith("sched"))
+        or "(no sched_* boot options)",
     }
 
 

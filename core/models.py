@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+# Keras's 0.99 lags behind the weights for hundreds of steps: with 57 steps an epoch (the offline MNIST
+# subset) validation accuracy sat near 10 % for seven epochs. 0.9 tracks within an epoch.
+BN_MOMENTUM = 0.9
 
 
 def _seed(seed: int | None, i: int) -> int | None:
@@ -111,13 +114,13 @@ def cnn_strong(input_shape, num_classes, augment: bool = False, augment_profile:
     for filters in (width, width * 2):
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D()(x)
         x = layers.Dropout(0.25)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(256, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.Activation("relu")(x)
     x = layers.Dropout(0.4)(x)
     return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name="cnn_strong")
@@ -143,7 +146,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
     Architecture("cnn_augmented", "CNN + augmentation", "The small CNN with data augmentation chosen per "
                  "dataset and Dropout 0.2.", cnn_augmented, {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3}),
     Architecture("cnn_strong", "Strong CNN", "32-32-64-64 BatchNorm CNN with dropout; best accuracy, slowest.",
-                 cnn_strong, {"epochs": 8, "batch_size": 128, "learning_rate": 2e-3, "optimizer": "adamw",
+                 cnn_strong, {"epochs": 5, "batch_size": 128, "learning_rate": 2e-3, "optimizer": "adamw",
                               "schedule": "cosine"}),
 ]}
 

@@ -3,12 +3,15 @@
     .venv/bin/python scripts/train_defaults.py mnist           # 3 seeds, keeps the best on drawn digits
     .venv/bin/python scripts/train_defaults.py fashion_mnist
     .venv/bin/python scripts/train_defaults.py all
+    .venv/bin/python scripts/train_defaults.py probs          # only re-write test_probs.npy of both
 
 Every model is trained by core.training.train with the fixed config below into a temporary runs
 folder; the finished run folder is then copied to assets/models/<name>/ as the app reads it
 (core.runs.bundled_models): run.json (its id is the folder name, pid/host dropped, plus a
 "bundled" section saying how it was made and chosen), history.json and model.keras (saved
-without optimizer state, so it is small). test_probs.npy is left out.
+without optimizer state, so it is small) and test_probs.npy (the model's probabilities on the
+offline test split, so the first Mistakes visit needn't predict 10,000 images; the app uses them
+only while the data source matches run.json's).
 
 Data: the Keras download cache is hidden (KERAS_HOME points at an empty temp folder) and
 CLASSIFIER_LAB_OFFLINE=1, so 'mnist' is always the bundled offline subset (trained on its 8,000
@@ -76,7 +79,8 @@ def _export(run, name: str, extra: dict) -> Path:
     tmp = BUNDLED / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copy2(run.path / "history.json", tmp / "history.json")
+    for file in ("history.json", "test_probs.npy"):
+        shutil.copy2(run.path / file, tmp / file)
     runs.load_model(run.model_path).save(tmp / "model.keras")  # uncompiled: no optimizer state
     meta = dict(run.meta)
     for key in ("pid", "host"):
@@ -91,6 +95,27 @@ def _export(run, name: str, extra: dict) -> Path:
     os.replace(tmp, dest)
     print(f"wrote {dest} ({meta['bundled']['model_bytes'] / 1e6:.2f} MB model)", flush=True)
     return dest
+
+
+def write_probs(name: str) -> None:
+    """Predict the offline test split with an existing bundled model into its test_probs.npy."""
+    import numpy as np
+
+    from core import runs
+    from core.analysis import summary
+    from core.datasets import load_dataset
+    from core.inference import predict
+
+    run = runs.resolve(name)
+    ds = load_dataset(name)
+    if ds.source != run.meta["data"]["source"]:
+        raise SystemExit(f"{name}: data source {ds.source!r} is not the model's {run.meta['data']['source']!r}")
+    probs = predict(runs.load_model(run.model_path), ds.x_test).astype(np.float32)
+    acc = summary(probs, ds.y_test, ds.class_names)["accuracy"]
+    if abs(acc - run.meta["test_accuracy"]) > 1e-3:
+        raise SystemExit(f"{name}: accuracy {acc:.4f} differs from run.json's {run.meta['test_accuracy']:.4f}")
+    np.save(run.path / "test_probs.npy", probs)
+    print(f"wrote {run.path / 'test_probs.npy'} (accuracy {acc:.4f})", flush=True)
 
 
 def train_mnist(seeds=MNIST_SEEDS) -> None:
@@ -131,10 +156,13 @@ def train_fashion() -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("which", choices=("mnist", "fashion_mnist", "all"))
+    p.add_argument("which", choices=("mnist", "fashion_mnist", "all", "probs"))
     p.add_argument("--seeds", type=int, nargs="+", default=list(MNIST_SEEDS), help="MNIST seeds to try")
     args = p.parse_args(argv)
     _isolate_data()
+    if args.which == "probs":
+        for name in CONFIGS:
+            write_probs(name)
     if args.which in ("mnist", "all"):
         train_mnist(args.seeds)
     if args.which in ("fashion_mnist", "all"):

@@ -69,7 +69,7 @@ def test_bundled_run_folder(name):
         assert meta["data"][key]
     assert meta["data"]["input_shape"] == [28, 28]
     assert meta["bundled"]["command"] == f"python scripts/train_defaults.py {name}"
-    assert not (run.path / "test_probs.npy").exists()
+    assert np.load(run.path / "test_probs.npy").shape == (meta["data"]["n_test"], len(meta["data"]["class_names"]))
     assert json.loads((run.path / "history.json").read_text())["epochs"]
     assert run.model_path.stat().st_size < 5_000_000
     assert name in {r.id for r in runs.bundled_models()}
@@ -85,9 +85,13 @@ def test_recorded_test_accuracy_holds(name, models):
     if name == "mnist":
         assert "offline subset" in ds.source and len(ds.y_test) == 2000
         assert "offline subset" in run.meta["data"]["source"]
-    acc = summary(predict(model, ds.x_test), ds.y_test, ds.class_names)["accuracy"]
+    probs = predict(model, ds.x_test)
+    acc = summary(probs, ds.y_test, ds.class_names)["accuracy"]
     assert abs(acc - run.meta["test_accuracy"]) <= 0.005, (acc, run.meta["test_accuracy"])
     assert acc >= (0.97 if name == "mnist" else 0.91)
+    if ds.source == run.meta["data"]["source"]:  # the shipped predictions the Mistakes page starts from
+        shipped = np.load(run.path / "test_probs.npy")
+        np.testing.assert_allclose(shipped, probs, atol=1e-3)
 
 
 def test_mnist_reads_drawn_digits(drawn):

@@ -170,3 +170,18 @@ def test_model_with_stroke_width_saves_and_loads_in_safe_mode(tmp_path):
     np.testing.assert_allclose(np_(loaded(x, training=False)), np_(model(x, training=False)), rtol=1e-5, atol=1e-5)
     t1, t2 = np_(loaded(x, training=True)), np_(loaded(x, training=True))
     assert not np.allclose(t1, t2)  # the augmentation still works after loading
+
+
+def test_cnn_strong_validates_well_after_few_steps(mnist_small):
+    """BatchNorm's moving statistics must catch up within a short epoch: with Keras's default momentum
+    (0.99) validation accuracy stayed near chance for the first epochs of a small dataset."""
+    from core.training import TrainConfig, compile_model
+
+    keras.utils.set_random_seed(0)
+    cfg = TrainConfig(arch="cnn_strong", runs_dir="x").resolved()
+    model = build_model("cnn_strong", (28, 28), 10)
+    compile_model(model, cfg, steps_per_epoch=32)
+    x, y = mnist_small.x_train[:1024], mnist_small.y_train[:1024]
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # 64 steps, about one epoch of the offline subset
+    _, val_acc = model.evaluate(mnist_small.x_test, mnist_small.y_test, verbose=0)
+    assert val_acc > 0.6, val_acc

@@ -44,7 +44,7 @@ class CountBatches(keras.callbacks.Callback):
 def test_resolved_fills_architecture_defaults():
     cfg = TrainConfig(arch="cnn_strong", runs_dir="x")
     r = cfg.resolved()
-    assert (r.epochs, r.batch_size, r.learning_rate, r.optimizer, r.schedule) == (8, 128, 2e-3, "adamw", "cosine")
+    assert (r.epochs, r.batch_size, r.learning_rate, r.optimizer, r.schedule) == (5, 128, 2e-3, "adamw", "cosine")
     assert cfg.epochs is None and cfg.optimizer is None  # the original is not modified
     d = TrainConfig(arch="dense", runs_dir="x").resolved()
     assert (d.epochs, d.batch_size, d.learning_rate, d.optimizer, d.schedule) == (5, 32, 1e-3, "adam", "constant")
