@@ -86,7 +86,8 @@ def detail_panel(i: int) -> None:
 opened = st.session_state.get("m_detail")  # (model, test index): a detail belongs to the model it was opened on
 detail = opened[1] if isinstance(opened, tuple) and opened[0] == str(run.path) and opened[1] < len(y) else None
 
-st.download_button("Download these mistakes as CSV", export.to_csv([
+# a callable is only run on the click: a rerun (every filter change) doesn't build the CSV
+st.download_button("Download these mistakes as CSV", lambda: export.to_csv([
     {"test index": int(i), "true label": names[y[i]], "predicted label": names[pred[i]],
      "confidence": round(float(probs[i, pred[i]]), 4), "confidence in true": round(float(probs[i, y[i]]), 4)}
     for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:")

@@ -46,7 +46,8 @@ if len(picked) == 1:
     c1.button("Use as the active model", on_click=state.set_active, args=(run,), disabled=not run.usable,
               icon=":material/check:")
     if run.model_path.exists():
-        c2.download_button("Download model.keras", run.model_path.read_bytes(), file_name=f"{run.id}.keras",
+        # read on the click, not on every rerun (a few MB held per session otherwise)
+        c2.download_button("Download model.keras", run.model_path.read_bytes, file_name=f"{run.id}.keras",
                            mime="application/octet-stream", icon=":material/download:")
     hist = run.history().get("epochs", [])
     if hist:

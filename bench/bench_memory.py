@@ -1,5 +1,5 @@
 """Memory: (1) the app server's peak RSS (VmHWM) with MNIST and Fashion-MNIST loaded, driven by
-Playwright through the Mistakes page of both datasets; (2) RSS growth over 10 consecutive short
+Playwright through the Mistakes page of both datasets and the Predict page (one model loaded); (2) RSS growth over 10 consecutive short
 trainings in one process.
 
 What bounds (1): core.datasets._load keeps at most 4 decoded datasets (lru_cache(maxsize=4)),
@@ -28,7 +28,8 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def server_memory(runs_dir: str, workdir: Path) -> dict:
-    """Drive the app through Mistakes on MNIST, then Fashion-MNIST; memory figures of its process."""
+    """Drive the app through Mistakes on MNIST, then Fashion-MNIST, then Predict with the Fashion-MNIST
+    model active; memory figures of its process."""
     from playwright.sync_api import expect, sync_playwright
 
     proc, url = common.start_app(runs_dir, str(workdir / "streamlit.log"))
@@ -57,6 +58,12 @@ def server_memory(runs_dir: str, workdir: Path) -> dict:
                             "[data-testid=stException]").first.inner_text())
                     out[dataset] = common.proc_status_mb(proc.pid)
                     common.log(f"  server RSS after Mistakes on {dataset}: {out[dataset]:.0f} MB")
+                # Mistakes reads the bundled models' stored predictions; Predict loads a model
+                page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=re.compile("Predict$")).click()
+                expect(page.get_by_text(re.compile(r"^Model: fashion_mnist · "))).to_be_visible(timeout=600_000)
+                common.wait_idle(page, 600_000)
+                out["predict"] = common.proc_status_mb(proc.pid)
+                common.log(f"  server RSS after Predict with the Fashion-MNIST model: {out['predict']:.0f} MB")
                 out["hwm"] = common.proc_status_mb(proc.pid, "VmHWM")
             finally:
                 browser.close()
@@ -103,11 +110,12 @@ def run(quick: bool) -> list[dict]:
     models = "bundled models" if mnist.bundled and fashion.bundled else f"{note_m} / {note_f}"
     return [
         common.row("memory", "app server peak RSS (VmHWM)", mem["hwm"], "MB",
-                   notes=f"after Mistakes on MNIST then Fashion-MNIST ({models}); bounded by ≤ 4 datasets "
+                   notes=f"after Mistakes on MNIST then Fashion-MNIST, then Predict ({models}); bounded by ≤ 4 datasets "
                          "(core.datasets._load), ≤ 4 models and ≤ 8 probability arrays (ui.state caches)"),
         common.row("memory", "app server RSS after Home", mem["home"], "MB"),
         common.row("memory", "app server RSS after Mistakes, MNIST", mem["MNIST digits"], "MB"),
         common.row("memory", "app server RSS after Mistakes, + Fashion-MNIST", mem["Fashion-MNIST"], "MB"),
+        common.row("memory", "app server RSS after Predict, + Fashion-MNIST model loaded", mem["predict"], "MB"),
         common.row("memory", f"RSS after 1st of 10 trainings ({arch})", rss[0], "MB",
                    notes="RSS after each: " + ", ".join(f"{x:.0f}" for x in rss)),
         common.row("memory", "RSS growth, 1st → 10th training", growth, "MB",

@@ -3,6 +3,7 @@
     python bench/run_all.py            # full: about an hour on a 2-core machine (the presets take most)
     python bench/run_all.py --quick    # small sizes: a few minutes
     python bench/run_all.py --only predict mistakes   # rerun these, keep the other results
+    python bench/run_all.py --render   # rewrite the Markdown from docs/benchmarks.json (after editing analysis.md)
 
 Each benchmark runs in a process of its own (bench/bench_<name>.py --json FILE), so one's TensorFlow
 state, caches and memory don't colour the next. The document is rewritten after each benchmark, so an
@@ -52,33 +53,7 @@ METHOD = """\
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.
 """
 
-LIMITS = """\
-## What limits the figures (analysis of 2026-11-23, 2-core AMD EPYC shared with other work, load 5–15)
-
-- **Start-up** is three nearly equal parts: the server (importing Streamlit, which also scans every
-  installed distribution for components) answers after ~2.5–4 s; Chromium then loads and runs
-  Streamlit's front-end bundle (1.4–4 s on an already running server); the home script itself takes
-  0.2–0.8 s. The app's own share is the last one: TensorFlow's background import (which holds the GIL
-  while its 1 GB shared library loads) used to start with the first page and cost it ~1 s; it now
-  waits 2 s (`ui/state.py`, `WARM_DELAY_S`). 3 s needs an idle machine.
-- **Training overhead**: the app's callbacks cost microseconds per batch (row "callbacks' cost per
-  batch") against milliseconds per step, well under 1 %. Under a load average of 5–15 single
-  rounds' wall-clock ratios ranged from 0.45 to 1.5 and two full runs gave dense medians of 0.77 and
-  1.33, so one run's median can miss 0.95 (or beat 1) by chance; the CPU-time ratio (≈ 1.0) is the
-  steady figure. train() can even be faster: with a batch-level callback Keras runs the callbacks
-  inline, while a bare fit hands every batch's callbacks to a thread pool.
-- **cnn_strong on Fashion-MNIST** needs ~0.55 CPU-seconds per 128-image step here (measured); at a
-  load of ~5 the 10 minutes held 2 of its 8 epochs (0.7 s a step) and reached 91.6 %. The bundled
-  model's validation accuracy (10-epoch cosine schedule) passed 92.5 % at epoch 5: 2,110 steps, ~19
-  CPU-minutes, i.e. ~10 minutes of both cores only with perfect scaling on an idle machine. A
-  schedule sized to the budget (2–3 epochs) may come close; untested. XLA `jit_compile` was tried:
-  2× slower on this CPU.
-- **Memory growth over trainings** is TensorFlow's: a bare `model.fit` loop grows the same (~6 MB per
-  small dense training, more for CNNs) and neither `keras.backend.clear_session()` nor
-  `malloc_trim` returns it (tensorflow/tensorflow#61791, keras-team/tf-keras#286). Only a training
-  process per run would bound it; the server's other memory is bounded by its caches (≤ 4 datasets,
-  ≤ 4 models, ≤ 8 probability arrays).
-"""
+ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run
 
 
 def run_bench(name: str, quick: bool) -> tuple[list[dict], float]:
@@ -127,8 +102,18 @@ def markdown(info: dict, rows: list[dict], quick: bool, done: list[str], todo: l
               f"**{r['status']}** |" for r in targets]
     lines += ["", "## All figures", "", common.table_markdown(rows), "",
               "Benchmark wall times: " + ", ".join(f"{n} {took[n] / 60:.1f} min" for n in done) + ".", "",
-              METHOD, "", LIMITS]
+              METHOD, "", ANALYSIS.read_text().strip()]
     return "\n".join(lines) + "\n"
+
+
+def render(out: Path) -> int:
+    """Rewrite the Markdown from the saved JSON (after editing analysis.md), measuring nothing."""
+    saved = json.loads(out.with_suffix(".json").read_text())
+    done = [n for n in BENCHES if n in saved["results"]]
+    rows = [r for n in done for r in saved["results"][n]]
+    out.write_text(markdown(saved["info"], rows, saved["quick"], done, [], saved["took"]))
+    print(f"wrote {out} from {out.with_suffix('.json')}")
+    return 0
 
 
 def main() -> int:
@@ -136,7 +121,10 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="small sizes, a few minutes in all")
     p.add_argument("--only", nargs="+", choices=BENCHES, help="run only these")
     p.add_argument("--out", default=str(DOC), help=f"the Markdown file to write (default {DOC})")
+    p.add_argument("--render", action="store_true", help="only rewrite the Markdown from the saved results")
     args = p.parse_args()
+    if args.render:
+        return render(Path(args.out))
     names = [n for n in BENCHES if not args.only or n in args.only]
     info = common.machine_info()
     info["load_avg"] = f"{info['load_avg']} (1/5/15 min, at the start)"

@@ -1,4 +1,5 @@
 """Scenario 4: click a confusion-matrix cell of a bundled model; the gallery shows only that pair; open one image."""
+import csv
 import re
 
 import pytest
@@ -58,6 +59,13 @@ def test_cell_filters_the_gallery_and_details_open(page, screenshot_dir):
     want = re.compile(rf"^Label: {re.escape(names[true])} \| Predict: {re.escape(names[pred])} \(\d+%\)$")
     assert len(captions) == min(count, PAGE_SIZE), captions
     assert all(want.match(c) for c in captions), captions
+
+    # the CSV holds exactly the filtered mistakes (it is built on the click, not on every rerun)
+    with page.expect_download(timeout=60_000) as download:
+        m.get_by_role("button", name="Download these mistakes as CSV").click()
+    rows = list(csv.DictReader(open(download.value.path(), newline="")))
+    assert len(rows) == count, (len(rows), count)
+    assert {(r["true label"], r["predicted label"]) for r in rows} == {(names[true], names[pred])}
 
     # Details: the image on top with its confidence bars (predicted red, true blue)
     m.get_by_role("button", name="Details").first.click()
