@@ -130,23 +130,25 @@ def main() -> int:
     info["load_avg"] = f"{info['load_avg']} (1/5/15 min, at the start)"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    results, took = {}, {}
+    results, took, dates = {}, {}, {}
     saved = out.with_suffix(".json")  # every row, so --only can rerun some and keep the others
     if args.only and saved.exists():
         old = json.loads(saved.read_text())
         if old.get("quick") == args.quick:
             results, took = old["results"], old["took"]
-            info["note"] = (f"{', '.join(names)} rerun on this date; the other figures are from "
-                            f"{old.get('date', 'an earlier run')}")
+            dates = old.get("dates") or dict.fromkeys(results, old.get("date", "an earlier run"))
     for i, name in enumerate(names):
         common.log(f"=== {name} ({i + 1}/{len(names)})")
+        dates[name] = time.strftime("%Y-%m-%d %H:%M %Z")
+        if args.only:  # a mix of runs: say which figure is from when
+            info["note"] = "measured: " + ", ".join(f"{n} {dates[n]}" for n in BENCHES if n in dates)
         results[name], took[name] = run_bench(name, args.quick)
         info["load_avg_end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (after the last)"
         done = [n for n in BENCHES if n in results]
         rows = [r for n in done for r in results[n]]
         out.write_text(markdown(info, rows, args.quick, done, names[i + 1:], took))
         saved.write_text(json.dumps({"quick": args.quick, "date": info["date"], "info": info,
-                                      "results": results, "took": took}, indent=1))
+                                      "results": results, "took": took, "dates": dates}, indent=1))
     print(common.table_text(rows))
     misses = [r for r in rows if r["status"] in ("MISS", "ERROR")]
     print(f"\n{sum(r['status'] == 'PASS' for r in rows)} PASS, {len(misses)} MISS/ERROR; wrote {out}")
