@@ -63,6 +63,24 @@ def choose(page: Page, scope: Locator, label: str, option: str | re.Pattern) -> 
     expect(box.get_by_role("combobox")).to_have_value(option)
 
 
+def fill_train_form(page: Page, numbers: dict[str, int], dataset: str = "Fashion-MNIST",
+                    arch: str | re.Pattern = re.compile(r"^Dense 128")) -> Locator:
+    """Train page: choose the dataset and architecture and type these numbers (spin-box label → value);
+    Start is left to the caller. Returns the page's main area."""
+    open_page(page, "Train", heading="Train a model")
+    m = main(page)
+    choose(page, m, "Dataset", dataset)
+    wait_idle(page)
+    choose(page, m, "Architecture", arch)
+    wait_idle(page)
+    for name, value in numbers.items():
+        box = m.get_by_role("spinbutton", name=name)
+        box.fill(str(value))
+        box.press("Enter")
+        wait_idle(page)
+    return m
+
+
 def use_bundled(page: Page, dataset_title: str, timeout: float = 60_000) -> None:
     """Sidebar: the dataset and its bundled model (not whatever a test trained meanwhile)."""
     side = sidebar(page)

@@ -18,13 +18,12 @@ import time
 
 from browser_helpers import (
     assert_no_error,
-    choose,
     expect,
+    fill_train_form,
     main,
     open_app,
     open_page,
     wait_for,
-    wait_idle,
 )
 
 from core import runs
@@ -43,18 +42,7 @@ def steps(samples: int) -> int:
 
 def fill_form(page, *, epochs: int, samples: int, seed: int) -> None:
     """Train page: Fashion-MNIST, Dense 128, these numbers; Start is left to the caller."""
-    open_page(page, "Train", heading="Train a model")
-    m = main(page)
-    choose(page, m, "Dataset", "Fashion-MNIST")
-    wait_idle(page)
-    choose(page, m, "Architecture", re.compile(r"^Dense 128"))
-    wait_idle(page)
-    for name, value in (("Epochs", epochs), ("Seed", seed), ("Training samples (0 = all)", samples)):
-        box = m.get_by_role("spinbutton", name=name)
-        box.fill(str(value))
-        box.press("Enter")
-        wait_idle(page)
-        expect(box).to_have_value(str(value))
+    fill_train_form(page, {"Epochs": epochs, "Seed": seed, "Training samples (0 = all)": samples})
 
 
 def start(page) -> None:

@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from browser_helpers import (choose, expect, main, open_app, open_page, plotly_points, screenshot, wait_for,
-                             wait_idle)
+from browser_helpers import (expect, fill_train_form, main, open_app, open_page, plotly_points, screenshot,
+                             wait_for, wait_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,16 +54,7 @@ def tick_row(page, run_id: str) -> None:
 
 def test_train_watch_leave_return_stop(page, screenshot_dir):
     open_app(page)
-    open_page(page, "Train", heading="Train a model")
-    m = main(page)
-    choose(page, m, "Dataset", "Fashion-MNIST")
-    wait_idle(page)
-    choose(page, m, "Architecture", re.compile(r"^Dense 128"))
-    wait_idle(page)
-    epochs = m.get_by_role("spinbutton", name="Epochs")
-    epochs.fill(str(EPOCHS))
-    epochs.press("Enter")
-    wait_idle(page)
+    m = fill_train_form(page, {"Epochs": EPOCHS})
     expect(m.get_by_role("spinbutton", name="Training samples (0 = all)")).to_have_value("0")
     m.get_by_role("button", name=re.compile("Start training")).click()
 
