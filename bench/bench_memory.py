@@ -1,6 +1,6 @@
 """Memory: (1) the app server's peak RSS (VmHWM) with MNIST and Fashion-MNIST loaded, driven by
-Playwright through the Mistakes page of both datasets and the Predict page (one model loaded); (2) RSS growth over 10 consecutive short
-trainings in one process.
+Playwright through the Mistakes page of both datasets and the Predict page (one model loaded);
+(2) RSS growth over 10 consecutive short trainings in one process.
 
 What bounds (1): core.datasets._load keeps at most 4 decoded datasets (lru_cache(maxsize=4)),
 ui.state keeps at most 4 loaded models (_model, cache_resource max_entries=4) and 8 test-set
@@ -94,11 +94,9 @@ def training_growth(n: int, arch: str) -> list[float]:
 
 
 def run(quick: bool) -> list[dict]:
-    mnist, note_m = common.model_run("mnist")
-    fashion, note_f = common.model_run("fashion_mnist")
+    common.bundled_run("mnist"), common.bundled_run("fashion_mnist")  # both must be there
     workdir = Path(tempfile.mkdtemp(prefix="bench-memory-app-"))
-    # bundled models are always listed; stand-ins live in FALLBACK_DIR, which then is the runs folder
-    runs_dir = str(workdir / "runs") if mnist.bundled and fashion.bundled else str(common.FALLBACK_DIR)
+    runs_dir = str(workdir / "runs")  # empty: bundled models are always listed
     Path(runs_dir).mkdir(exist_ok=True)
     common.log("memory: app server through Mistakes on MNIST and Fashion-MNIST")
     mem = server_memory(runs_dir, workdir)
@@ -107,11 +105,10 @@ def run(quick: bool) -> list[dict]:
     rss = training_growth(10, arch)
     growth = rss[-1] - rss[0]
     per_run = (rss[-1] - rss[1]) / (len(rss) - 2)
-    models = "bundled models" if mnist.bundled and fashion.bundled else f"{note_m} / {note_f}"
     return [
         common.row("memory", "app server peak RSS (VmHWM)", mem["hwm"], "MB",
-                   notes=f"after Mistakes on MNIST then Fashion-MNIST, then Predict ({models}); bounded by ≤ 4 datasets "
-                         "(core.datasets._load), ≤ 4 models and ≤ 8 probability arrays (ui.state caches)"),
+                   notes="after Mistakes on MNIST then Fashion-MNIST, then Predict (bundled models); bounded by "
+                         "≤ 4 datasets (core.datasets._load), ≤ 4 models and ≤ 8 probability arrays (ui.state caches)"),
         common.row("memory", "app server RSS after Home", mem["home"], "MB"),
         common.row("memory", "app server RSS after Mistakes, MNIST", mem["MNIST digits"], "MB"),
         common.row("memory", "app server RSS after Mistakes, + Fashion-MNIST", mem["Fashion-MNIST"], "MB"),

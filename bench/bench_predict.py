@@ -33,7 +33,7 @@ def run(quick: bool) -> list[dict]:
     from core.inference import predict, predict_image, preprocess
 
     n = 200 if quick else 500
-    run_, note = common.model_run("mnist")
+    run_, note = common.bundled_run("mnist"), "bundled model"
     model = runs.load_model(run_.model_path)
     names = list("0123456789")
     images = [canvas_digit(i) for i in range(20)]

@@ -183,27 +183,14 @@ def main(run) -> int:
 
 # --- models ----------------------------------------------------------------------------------------------
 
-FALLBACK_DIR = Path(os.environ.get("BENCH_FALLBACK_DIR", "/tmp/classifier-lab-bench-models"))
-
-
-def model_run(dataset: str):
-    """(run, note): the bundled model for the dataset, or, while it isn't there yet, a quick 1-epoch
-    cnn_strong of our own (same architecture, so the same cost per image) kept in FALLBACK_DIR."""
+def bundled_run(dataset: str):
+    """The bundled model's run for the dataset (assets/models): what a newcomer's first visit uses."""
     from core import runs
 
-    try:
-        return runs.resolve(dataset), "bundled model"
-    except runs.RunError:
-        pass
-    usable = [r for r in runs.list_runs(FALLBACK_DIR) if r.usable and r.dataset == dataset]
-    if not usable:
-        from core.training import TrainConfig, train
-
-        log(f"  no bundled {dataset} model: training a quick cnn_strong stand-in")
-        usable = [train(TrainConfig(dataset=dataset, arch="cnn_strong", epochs=1, max_train_samples=4000,
-                                    runs_dir=str(FALLBACK_DIR)))]
-    (usable[0].path / "test_probs.npy").unlink(missing_ok=True)  # bundled models ship none either
-    return usable[0], "stand-in model (1-epoch cnn_strong; bundled one not there yet)"
+    run = runs.resolve(dataset)
+    if not run.bundled:
+        raise SystemExit(f"no bundled {dataset} model in assets/models (scripts/train_defaults.py makes it)")
+    return run
 
 
 # --- the app in a real server and browser ----------------------------------------------------------------
