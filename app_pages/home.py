@@ -1,7 +1,7 @@
 """Home: what the app does and where to start; never waits for TensorFlow."""
 import streamlit as st
 
-from ui import jobs, state
+from ui import state, training
 
 st.title("Classifier Lab")
 st.markdown(
@@ -18,6 +18,6 @@ cols[2].page_link("app_pages/train.py", label="Train a model", icon=":material/m
 run = state.active_run()
 if run is not None:
     st.caption(f"Active model: {run.label}")
-job = jobs.current()
-if job is not None and job.alive:
-    st.info(f"Training in progress ({job.config.dataset} · {job.config.arch}): see the Train page.")
+for item in training.active():
+    run = item["run"]
+    st.info(f"Training in progress ({run.dataset} · {run.config.get('arch')}): {item['status']}; see the Runs page.")

@@ -5,9 +5,33 @@ import streamlit as st
 
 from core import runs
 from core.datasets import DATASETS
-from ui import charts, export, state
+from ui import charts, export, state, training
 
 st.title("Runs")
+
+
+def running() -> None:
+    """Running and queued runs of this server, with progress, a link to their live curves, and Stop."""
+    items = training.active()
+    if not items:
+        return
+    st.subheader("Training now")
+    for item in items:
+        run, run_id = item["run"], item["run_id"]
+        snap = training.snapshot(run_id) if item["status"] == "running" else {}
+        epochs, steps = snap.get("epochs_total") or 1, snap.get("steps_per_epoch") or 1
+        done = ((max(snap.get("epoch", 0), 1) - 1) * steps + snap.get("batch", 0)) / (epochs * steps)
+        where = f"number {item['position']} in the queue" if item["status"] == "queued" else \
+            f"{snap.get('status', 'starting')} · epoch {snap.get('epoch', 0)}/{epochs}"
+        c1, c2, c3 = st.columns([6, 2, 1], vertical_alignment="center")
+        c1.progress(min(done, 1.0), text=f"**{run_id}** · {run.dataset} · {run.config.get('arch')} · {where}")
+        c2.page_link("app_pages/train.py", label="Live curves", icon=":material/monitoring:",
+                     query_params={"run": run_id})
+        c3.button("Stop", key=f"stop_{run_id}", on_click=training.stop, args=(run_id,),
+                  disabled=training.stopping(run_id), icon=":material/stop:", help=training.STOP_HELP)
+
+
+st.fragment(run_every=2.0)(running)()
 all_runs = runs.list_runs()
 bundled = runs.bundled_models()
 if not all_runs:
@@ -68,7 +92,7 @@ if len(picked) == 1:
                     st.rerun()
     if run.meta.get("error"):
         st.error(f"This run failed: {run.meta['error']}")
-    elif run.status == "incomplete":
+    elif run.status in ("incomplete", "interrupted"):
         st.warning("This run never finished (its process ended mid-training or mid-save); it has no usable model.")
 
 

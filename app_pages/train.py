@@ -1,17 +1,16 @@
-"""Train: a configuration form, live charts fed by the training thread, Stop, and the result."""
+"""Train: a configuration form, live charts read from the run's feed, Stop, and the result."""
 import streamlit as st
 
+from core import runs
 from core.datasets import DATASETS
 from core.models import ARCHITECTURES
 from core.training import OPTIMIZERS, TrainConfig
-from ui import charts, jobs, settings, state
+from ui import charts, settings, state, training
 
 st.title("Train a model")
 # the form is hidden while a run trains and when the user visits other pages: keep its values meanwhile,
 # or they come back as the widgets' minimums (epochs 1, batch 8, …) instead of what the user set
 KEEP = "session"
-job = jobs.current()
-busy = job is not None and job.alive
 
 
 def _init_settings() -> None:
@@ -31,7 +30,7 @@ def _on_arch() -> None:
     st.session_state.update(settings.arch_defaults(st.session_state["train_arch"]))
 
 
-def config_form() -> TrainConfig:
+def config_form(run_id: str | None) -> TrainConfig:
     """The training settings; changing the architecture loads its presets; the URL mirrors them."""
     _init_settings()
     c1, c2 = st.columns(2)
@@ -54,14 +53,14 @@ def config_form() -> TrainConfig:
                       optimizer=optimizer, validation_split=val, seed=int(seed),
                       max_train_samples=int(subset) or None,
                       data_path=state.folder_path(dataset))
-    st.query_params.from_dict(settings.to_query(cfg))  # the address bar now reproduces this set-up
+    # the address bar now reproduces this set-up (and still names the run shown below it)
+    st.query_params.from_dict({**settings.to_query(cfg), **({"run": run_id} if run_id else {})})
     st.caption("Share this page's address to share these settings.")
     return cfg
 
 
-def progress(snap: dict) -> None:
+def progress(snap: dict, status: str) -> None:
     """Status line, progress bar, throughput and ETA."""
-    status = snap.get("status", "starting")
     epochs, steps = snap.get("epochs_total") or 1, snap.get("steps_per_epoch") or 1
     epoch, batch = snap.get("epoch", 0), snap.get("batch", 0)
     done = ((max(epoch, 1) - 1) * steps + batch) / (epochs * steps)
@@ -73,56 +72,71 @@ def progress(snap: dict) -> None:
     c4.metric("accuracy", f"{snap['accuracy'][-1]:.2%}" if snap["accuracy"] else "–")
 
 
-def live() -> None:
-    """Redraws from the store; the training thread never touches Streamlit."""
-    job = jobs.current()
-    snap = job.store.snapshot()
-    st.subheader(f"{job.config.dataset} · {job.config.arch}")
-    progress(snap)
-    if snap.get("status") == "queued":
-        st.warning(f"Busy: another training is running on this server (at most {jobs.max_concurrent()} at a "
-                   "time). Yours is queued and starts as soon as a slot frees up.")
-    if job.alive:
-        st.button("Stop", type="primary", icon=":material/stop:", on_click=job.stop.set,
-                  disabled=job.stop.is_set(), help="Ends training after the current batch and keeps the model.")
+def live(run_id: str, was_active: bool) -> None:
+    """Redraws from the run's feed, which its worker writes; this page never touches the training."""
+    run = training.load(run_id)
+    snap = training.snapshot(run_id)
+    active = run.status in runs.ACTIVE
+    # run.json says queued/finished/failed; while it runs, the feed has the finer steps (loading data, saving…)
+    status = snap.get("status", "starting") if run.status == "running" else run.status
+    st.subheader(f"{run.config.get('dataset')} · {run.config.get('arch')}")
+    progress(snap, status)
+    if status == "queued":
+        st.warning(f"Busy: another training is running on this server (at most {training.max_concurrent()} at "
+                   f"a time). Yours is number {training.queue_position(run_id) or '?'} in the queue and starts "
+                   "as soon as a slot frees up.")
+    if active:
+        stopping = training.stopping(run_id)
+        st.button("Stop", type="primary", icon=":material/stop:", on_click=training.stop, args=(run_id,),
+                  disabled=stopping, key="stop_button", help=training.STOP_HELP)
+        if stopping and status != "queued":
+            st.caption("Stopping after the current batch…")
     if snap["steps"]:
         st.plotly_chart(charts.batch_curves(snap), key="batch_chart")
         st.caption(f"{snap['n_batches']:,} batches · at most {charts.MAX_POINTS} points drawn, smoothed")
     if snap["epochs"]:
         st.plotly_chart(charts.epoch_curves({"run": snap["epochs"]}), key="epoch_chart")
-    if busy and not job.alive:
-        st.rerun()  # finished: redraw the whole page (sidebar, result) once, without the timer
+    if was_active and not active:
+        st.rerun()  # ended: redraw the whole page (sidebar, result) once, without the timer
 
 
-def result(job: jobs.Job) -> None:
-    """Outcome of the last run: test metrics, model summary, or the error."""
-    if job.error:
-        st.error(f"Training failed: {job.error}")
+def result(run: runs.Run) -> None:
+    """Outcome of the run: test metrics and model summary, or what went wrong."""
+    m = run.meta
+    if run.status == "cancelled":
+        st.info("Cancelled while queued: this training never started.")
         return
-    if job.run is None:
-        if job.store.snapshot(since=-1).get("status") == "cancelled":
-            st.info("Stopped while queued: this training never started.")
+    if not run.usable:
+        st.error(f"Training {run.status}: {m.get('error') or 'it ended without saving a model'}")
         return
-    m = job.run.meta
-    st.success(f"Run **{job.run.id}** {m['status']}: test accuracy **{m['test_accuracy']:.2%}**, "
+    st.success(f"Run **{run.id}** {m['status']}: test accuracy **{m['test_accuracy']:.2%}**, "
                f"test loss {m['test_loss']:.4f}, {m.get('epochs_done', 0)} epoch(s) in {m.get('fit_seconds', 0):.0f} s.")
-    st.button("Use as the active model", on_click=state.set_active, args=(job.run,), icon=":material/check:")
+    st.button("Use as the active model", on_click=state.set_active, args=(run,), icon=":material/check:")
     with st.expander(f"Model summary · {m.get('params', 0):,} parameters"):
         from core.models import summary_rows
-        st.dataframe(summary_rows(state.model(job.run)), hide_index=True, width="stretch")
+        st.dataframe(summary_rows(state.model(run)), hide_index=True, width="stretch")
 
 
-if busy:
-    st.info("Training runs in the background: you can visit other pages and come back.")
-    st.fragment(run_every=1.0)(live)()
+run_id = training.selected_run()
+shown = training.load(run_id) if run_id else None
+if shown is not None and shown.status in runs.ACTIVE:
+    st.query_params.from_dict({"run": run_id})  # this address re-attaches: after a reload, in another browser
+    st.info("Training runs in its own process: you can visit other pages, reload or share this page's address, "
+            "and come back to the live curves.")
+    st.fragment(run_every=1.0)(live)(run_id, True)
+    st.button("Set up another training", on_click=training.forget, icon=":material/add:")
 else:
-    cfg = config_form()
+    cfg = config_form(run_id)
     available, why = state.status(cfg.dataset, cfg.data_path)
     if not available:
         st.warning(f"**{DATASETS[cfg.dataset].title} is not available here.** {why}")
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=not available):
-        jobs.start(cfg)
-        st.rerun()
-    if job is not None:
-        live()
-        result(job)
+        try:
+            st.query_params.from_dict({"run": training.submit(cfg)})
+        except (ValueError, runs.RunError) as e:
+            st.error(f"Cannot start this training: {e}")
+        else:
+            st.rerun()
+    if shown is not None:
+        live(run_id, False)
+        result(shown)

@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
+import time
 from pathlib import Path
 
 from core import runs
 from core.datasets import DATASETS, DatasetUnavailable, dataset_status
+from core.engine import ENGINES
 from core.models import ARCHITECTURES
-from core.training import OPTIMIZERS, MetricsStore, TrainConfig
+from core.training import OPTIMIZERS, TrainConfig
 
 
 def cmd_datasets(args) -> int:
@@ -21,15 +22,16 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-def _progress(store: MetricsStore, finished: threading.Event) -> None:
-    """Draw a one-line progress bar on stderr from the live store until training ends."""
+def _progress(feed, active) -> None:
+    """Draw a one-line progress bar on stderr from the run's live feed while `active()` says it runs."""
     shown = None
-    while not finished.wait(0.5):
-        s = store.snapshot(since=-1)  # state plus only the latest batch
+    while active():
+        time.sleep(0.5)
+        s = feed.snapshot(since=-1)  # state plus only the latest batch
         if s.get("status") != "training" or not s["loss"]:
             if s.get("status") != shown:
                 shown = s.get("status")
-                print(f"\r{shown}…".ljust(100), end="", file=sys.stderr, flush=True)
+                print(f"\r{shown or 'queued'}…".ljust(100), end="", file=sys.stderr, flush=True)
             continue
         batch, total = s.get("batch", 0), s.get("steps_per_epoch") or 1
         filled = int(30 * batch / total)
@@ -40,44 +42,37 @@ def _progress(store: MetricsStore, finished: threading.Event) -> None:
 
 
 def cmd_train(args) -> int:
-    """Train one run and print a JSON line describing it; Ctrl-C stops it and keeps the model."""
-    from core.training import train
+    """Train one run through the engine (a worker process, or Ray) and print a JSON line describing it.
+
+    Ctrl-C stops it after the current batch and keeps the model."""
+    from core.engine import Engine
 
     cfg = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.lr, optimizer=args.optimizer, seed=args.seed,
                       validation_split=args.validation_split, max_train_samples=args.max_train_samples,
-                      data_path=args.path, augment=args.augment, schedule=args.schedule,
-                      runs_dir=args.runs_dir or str(runs.default_runs_dir()))
-    store, stop, finished, outcome = MetricsStore(), threading.Event(), threading.Event(), {}
-
-    def work():
-        try:
-            outcome["run"] = train(cfg, store=store, stop=stop)
-        except Exception as e:  # recorded in the run by train(); reported below
-            outcome["error"] = e
-        finally:
-            finished.set()
-
-    # Train in a worker so Ctrl-C reaches this thread, which turns it into a Stop. (An Event, not
-    # Thread.join: a join interrupted by Ctrl-C can report a live thread as finished.)
-    worker = threading.Thread(target=work, name="training")
-    worker.start()
+                      data_path=args.path, augment=args.augment, schedule=args.schedule)
     try:
-        _progress(store, finished)
-    except KeyboardInterrupt:
-        stop.set()
-        print("\nstopping after this batch (the model is kept)…", file=sys.stderr)
-        _progress(store, finished)
-    worker.join()
-    if "error" in outcome:
-        e = outcome["error"]
-        snap = store.snapshot(since=-1)
-        # our own errors read well as they are; anything else (a full disk mid-save…) as train() put it
-        msg = str(e) if isinstance(e, (DatasetUnavailable, runs.RunError, ValueError)) else snap.get("error")
-        print(json.dumps({"status": "failed", "error": msg or repr(e), "run_id": snap.get("run_id")}))
+        cfg.resolved()
+    except ValueError as e:  # rejected before a run folder is made, or an engine started
+        print(json.dumps({"status": "failed", "error": str(e), "run_id": None}))
         return 1
-    run = outcome["run"]
+    engine = Engine(args.runs_dir or runs.default_runs_dir(), slots=1, kind=args.engine)
+    try:
+        run_id = engine.submit(cfg)
+        feed = engine.attach(run_id)
+        try:
+            _progress(feed, lambda: engine.is_active(run_id))
+        except KeyboardInterrupt:
+            engine.stop(run_id)
+            print("\nstopping after this batch (the model is kept)…", file=sys.stderr)
+            _progress(feed, lambda: engine.is_active(run_id))
+        run = engine.wait(run_id)
+    finally:
+        engine.close()
     m = run.meta
+    if run.status not in runs.FINISHED:
+        print(json.dumps({"status": run.status, "error": m.get("error") or "the run did not finish", "run_id": run.id}))
+        return 1
     print(json.dumps({"run_id": run.id, "path": str(run.path), "status": m["status"],
                       "epochs_done": m.get("epochs_done"), "test_accuracy": round(m["test_accuracy"], 4),
                       "test_loss": round(m["test_loss"], 4), "fit_seconds": m.get("fit_seconds")}))
@@ -172,6 +167,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--validation-split", type=float, default=0.1)
     t.add_argument("--max-train-samples", type=int, help="train on a seeded subset of this size")
     t.add_argument("--path", help="directory for the folder dataset")
+    t.add_argument("--engine", choices=ENGINES,
+                   help="where the worker runs (default: $CLASSIFIER_LAB_ENGINE, else local)")
     for name, helptext in (("evaluate", "evaluate a model on a test split"), ("predict", "predict image files")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("--model", required=True, help=".keras path, run id, or bundled name (mnist, fashion_mnist)")

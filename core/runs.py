@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DIR = ROOT / "assets" / "models"
 FINISHED = ("finished", "stopped")  # statuses whose model is complete and usable
+ACTIVE = ("queued", "running")      # statuses of runs that an engine or a worker still owns
 # fixed-size datasets: the input shape and class count a model needs to be used with them
 FIXED_INPUTS = {"mnist": ((28, 28), 10), "fashion_mnist": ((28, 28), 10)}
 FLOWERS_INPUT = ((180, 180, 3), 5)  # the app loads flowers at its default 180×180
@@ -99,11 +100,10 @@ class Run:
     @property
     def status(self) -> str:
         status = self.meta.get("status", "incomplete")
-        if status == "running" and (self.meta.get("host") != os.uname().nodename
-                                    or not _pid_alive(self.meta.get("pid"))):
-            return "incomplete"  # its process died (killed mid-epoch or mid-save)
+        if status in ACTIVE and not owner_alive(self.meta):
+            return "interrupted"  # its worker or server died (killed mid-epoch or mid-save, a restart)
         if status == "running" and str(self.meta.get("pid")) == str(os.getpid()) and not is_training(self.path):
-            return "incomplete"  # this very process trained it, and its last run.json write failed (disk full)
+            return "interrupted"  # this very process trained it, and its last run.json write failed (disk full)
         if status in FINISHED and not self.model_path.exists():
             return "incomplete"
         return status
@@ -135,6 +135,24 @@ class Run:
     def history(self) -> dict:
         history = read_json(self.path / "history.json", {})
         return history if isinstance(history, dict) else {}  # a damaged file reads as no history
+
+
+def owner_alive(meta: dict) -> bool:
+    """Whether the process that owns an active run still exists: the worker that trains it here, or the
+    server that queued it (or that drives it on Ray, whose tasks end with their driver)."""
+    server = meta.get("status") == "queued" or meta.get("engine") == "ray"
+    host, pid = (meta.get("server_host"), meta.get("server_pid")) if server else (meta.get("host"), meta.get("pid"))
+    return host == os.uname().nodename and _pid_alive(pid)
+
+
+def run_path(run_id: str, runs_dir: Path | None = None) -> Path:
+    """The folder of a run id from a link or a form; RunError for anything but a plain existing run name."""
+    runs_dir = Path(runs_dir or default_runs_dir())
+    run_id = str(run_id or "")
+    if Path(run_id).name != run_id or run_id in ("", ".", "..") or run_id.startswith(".") \
+            or not (runs_dir / run_id).is_dir():
+        raise RunError(f"no run {run_id[:80]!r} in {runs_dir}")
+    return runs_dir / run_id
 
 
 def is_training(path: Path) -> bool:
@@ -200,8 +218,8 @@ def delete_run(run: Run, runs_dir: Path | None = None) -> None:
     target = run.path.resolve()
     if run.bundled or target.parent != runs_dir:
         raise RunError(f"refusing to delete {run.path}: not a run in {runs_dir}")
-    if load_run(target).status == "running":  # re-read: it may have started since it was listed
-        raise RunError(f"run {run.id} is still training: stop it first")
+    if load_run(target).status in ACTIVE:  # re-read: it may have started since it was listed
+        raise RunError(f"run {run.id} is still training or queued: stop it first")
     shutil.rmtree(target)
 
 

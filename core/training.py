@@ -66,6 +66,15 @@ class TrainConfig:
         d["image_size"] = list(self.image_size)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The inverse of to_dict; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        if "image_size" in values:
+            values["image_size"] = tuple(values["image_size"])
+        return cls(**values)
+
 
 class MetricsStore:
     """Live training metrics written by the training thread and read by any other thread."""
@@ -158,8 +167,12 @@ def compile_model(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
 
 
 def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None,
-          store: MetricsStore | None = None, dataset=None) -> runs.Run:
-    """Train one run to disk and return it; failures are recorded in the run, then raised."""
+          store: MetricsStore | None = None, dataset=None, run_dir: Path | None = None) -> runs.Run:
+    """Train one run to disk and return it; failures are recorded in the run, then raised.
+
+    `run_dir` is a folder the engine made when the run was queued (its run.json is kept and updated);
+    without it a new run folder is made.
+    """
     import keras
 
     from core.analysis import summary
@@ -173,12 +186,14 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     store = store or MetricsStore()
     keras.config.set_dtype_policy("float32")  # policies are per thread: set in the training thread
     try:
-        path = runs.new_run_dir(Path(cfg.runs_dir), cfg.dataset, cfg.arch)
+        path = Path(run_dir) if run_dir else runs.new_run_dir(Path(cfg.runs_dir), cfg.dataset, cfg.arch)
     except runs.RunError as e:  # a runs folder that is a file, read-only or full: nothing was made
         store.update(status="failed", error=str(e))
         raise
-    meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "config": cfg.to_dict(),
-            "status": "running", "pid": os.getpid(), "host": os.uname().nodename, "epochs_done": 0}
+    queued = runs.read_json(path / "run.json", {}) if run_dir else {}
+    meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), **(queued or {}),
+            "config": cfg.to_dict(), "status": "running", "pid": os.getpid(), "host": os.uname().nodename,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "epochs_done": 0}
     runs.set_training(path, True)
     try:
         runs.write_json_atomic(path / "run.json", meta)

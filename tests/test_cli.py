@@ -150,12 +150,12 @@ def test_unknown_model_is_a_one_line_error(capsys, tmp_path):
     assert err.startswith("error: no model 'no-such-run'") and err.count("\n") == 1
 
 
-def test_incomplete_run_is_refused(capsys, runs_dir, trained):
+def test_interrupted_run_is_refused(capsys, runs_dir, trained):
     path = runs_dir / "half"
     path.mkdir()
     (path / "run.json").write_text(json.dumps({**trained[0].meta, "status": "running", "pid": 0}))
     assert cli.main(["evaluate", "--model", "half", "--runs-dir", str(runs_dir)]) == 2
-    assert "run half is incomplete" in capsys.readouterr().err
+    assert "run half is interrupted" in capsys.readouterr().err
 
 
 def test_train_failure_prints_json_with_the_run(capsys, runs_dir, tmp_path):

@@ -417,7 +417,7 @@ def test_a_run_whose_last_write_failed_is_not_running_forever(tmp_path, monkeypa
               dataset=mnist_small)
     (run,) = runs.list_runs(tmp_path)
     assert run.meta["status"] == "running" and run.meta["pid"] == os.getpid()  # what the disk still says
-    assert run.status == "incomplete" and not run.usable  # …but nobody is training it any more
+    assert run.status == "interrupted" and not run.usable  # …but nobody is training it any more
     runs.delete_run(run, tmp_path)  # and it can be cleaned up
 
 

@@ -121,13 +121,13 @@ def test_statuses_of_hand_made_runs(runs_dir, trained, live_pid):
     for name, (meta, model_from) in cases.items():
         make_run(runs_dir, name, meta, model_from)
     got = {r.id: r.status for r in runs.list_runs(runs_dir)}
-    assert got == {"alive": "running", "dead": "incomplete", "elsewhere": "incomplete", "pid0": "incomplete",
-                   "pidjunk": "incomplete", "nomodel": "incomplete", "finished": "finished",
+    assert got == {"alive": "running", "dead": "interrupted", "elsewhere": "interrupted", "pid0": "interrupted",
+                   "pidjunk": "interrupted", "nomodel": "incomplete", "finished": "finished",
                    "stopped": "stopped", "failed": "failed"}
     usable = {r.id for r in runs.list_runs(runs_dir) if r.usable}
     assert usable == {"finished", "stopped"}
     assert runs.load_run(runs_dir / "finished").label == "mnist · dense · 90.0% (finished)"
-    assert runs.load_run(runs_dir / "dead").label == " · ? · incomplete (dead)"
+    assert runs.load_run(runs_dir / "dead").label == " · ? · interrupted (dead)"
 
 
 def test_a_pid_owned_by_another_user_is_alive(monkeypatch):
@@ -236,9 +236,9 @@ def killed_runs(tmp_path_factory, subprocess_env):
     return {mode: runs.list_runs(base / mode) for mode in procs}
 
 
-def test_killed_mid_epoch_is_incomplete_but_keeps_its_history(killed_runs):
+def test_killed_mid_epoch_is_interrupted_but_keeps_its_history(killed_runs):
     (run,) = killed_runs["epoch"]
-    assert run.meta["status"] == "running" and run.status == "incomplete" and not run.usable
+    assert run.meta["status"] == "running" and run.status == "interrupted" and not run.usable
     assert run.meta["epochs_done"] == 1 and [h["epoch"] for h in run.history()["epochs"]] == [1]
     assert not run.model_path.exists()
     assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]  # JSON writes are atomic
@@ -246,7 +246,7 @@ def test_killed_mid_epoch_is_incomplete_but_keeps_its_history(killed_runs):
 
 def test_killed_mid_save_is_never_finished(killed_runs):
     (run,) = killed_runs["save"]
-    assert run.status == "incomplete" and not run.usable
+    assert run.status == "interrupted" and not run.usable
     assert not run.model_path.exists()  # the half-written file never got the real name
     partial = [p for p in run.path.iterdir() if p.suffix == ".keras"]
     assert len(partial) == 1 and partial[0].stat().st_size > 0
@@ -254,12 +254,12 @@ def test_killed_mid_save_is_never_finished(killed_runs):
         runs.load_model(partial[0])
 
 
-def test_killed_before_the_final_run_json_is_incomplete(runs_dir, trained):
+def test_killed_before_the_final_run_json_is_interrupted(runs_dir, trained):
     """Killed after model.keras got its name but before run.json said finished: still not finished."""
     meta = {**trained[0].meta, "status": "running", "pid": dead_pid(), "host": HERE}
     meta.pop("finished")
     run = runs.load_run(make_run(runs_dir, "late", meta, model_from=trained[0].model_path))
-    assert run.model_path.is_file() and run.status == "incomplete" and not run.usable
+    assert run.model_path.is_file() and run.status == "interrupted" and not run.usable
 
 
 # --- resolve ------------------------------------------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""Streamlit app layer: caching, session state, charts and background jobs."""
+"""Streamlit app layer: caching, session state, charts and the handle on the training engine."""

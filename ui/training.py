@@ -1,0 +1,93 @@
+"""The app's handle on the training engine: one engine per server; pages only read what workers write."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import runs
+from core.engine import Engine, max_concurrent  # noqa: F401  (max_concurrent: for the pages' messages)
+from core.feed import FeedReader, stop_requested
+from core.training import TrainConfig
+
+RUN_KEY = "train_run"  # the run this session last started or opened on the Train page
+STOP_HELP = "A running training ends after the current batch and keeps its model; a queued one is cancelled."
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _engine(runs_dir: str) -> Engine:
+    # one per server process (and runs folder): the queue and its slots are server-wide
+    return Engine(runs_dir)
+
+
+def engine() -> Engine:
+    return _engine(str(runs.default_runs_dir().resolve()))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _reader(run_dir: str) -> FeedReader:
+    # shared by every session that watches the run: each new line of feed.jsonl is parsed once
+    return FeedReader(run_dir)
+
+
+def run_path(run_id: str):
+    return runs.run_path(run_id, engine().runs_dir)
+
+
+def submit(config: TrainConfig) -> str:
+    """Queue a training (ValueError for bad settings); the session remembers it."""
+    run_id = engine().submit(config)
+    st.session_state[RUN_KEY] = run_id
+    return run_id
+
+
+def stop(run_id: str) -> None:
+    engine().stop(run_id)
+
+
+def stopping(run_id: str) -> bool:
+    return stop_requested(run_path(run_id))
+
+
+def snapshot(run_id: str) -> dict:
+    """The run's live feed so far (state, per-batch points, epoch rows)."""
+    return _reader(str(run_path(run_id))).snapshot()
+
+
+def load(run_id: str) -> runs.Run:
+    return runs.load_run(run_path(run_id))
+
+
+def active() -> list[dict]:
+    """Running and queued runs of this server, in order, each with its Run."""
+    out = []
+    for item in engine().active():
+        try:
+            out.append({**item, "run": load(item["run_id"])})
+        except runs.RunError:
+            continue  # deleted by hand meanwhile
+    return out
+
+
+def queue_position(run_id: str) -> int:
+    """1 for the next run to start, 0 when not queued here."""
+    return next((a["position"] for a in engine().active() if a["run_id"] == run_id), 0)
+
+
+def selected_run() -> str | None:
+    """The run the Train page shows: ?run=<id> from the address, else this session's last one."""
+    wanted = st.query_params.get("run") or st.session_state.get(RUN_KEY)
+    if not wanted:
+        return None
+    try:
+        run_path(wanted)
+    except runs.RunError as e:
+        st.warning(f"Cannot show that run: {e}.")
+        st.session_state.pop(RUN_KEY, None)
+        return None
+    st.session_state[RUN_KEY] = wanted
+    return wanted
+
+
+def forget() -> None:
+    """The Train page shows the form again (a running run goes on; Runs lists it)."""
+    st.session_state.pop(RUN_KEY, None)
+    st.query_params.pop("run", None)
