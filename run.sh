@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: `./run.sh app` sets up and starts the dashboard,
-# `./run.sh test` sets up and runs the whole test suite (what CI runs).
+# `./run.sh test` sets up and runs the whole test suite (what CI runs), `./run.sh ray` starts the
+# dashboard with trainings as Ray tasks (a local Ray, or the cluster at $RAY_ADDRESS).
 set -euo pipefail
 cd "$(dirname "$0")"
 what=${1:-app}
@@ -33,11 +34,16 @@ case "$what" in
     venv requirements.txt
     exec "$VENV/bin/python" -m streamlit run streamlit_app.py "$@"
     ;;
+  ray)
+    apt_install dataset-fashion-mnist
+    venv requirements-ray.txt
+    CLASSIFIER_LAB_ENGINE=ray exec "$VENV/bin/python" -m streamlit run streamlit_app.py "$@"
+    ;;
   test)
     apt_install dataset-fashion-mnist chromium
     venv requirements-dev.txt
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: ./run.sh app|test [extra args for streamlit or pytest]" >&2; exit 2 ;;
+    echo "usage: ./run.sh app|ray|test [extra args for streamlit or pytest]" >&2; exit 2 ;;
 esac

@@ -81,14 +81,15 @@ class ActorSink:
 
 def run_remote(config: dict, run_id: str, hub, threads: int | None = None) -> dict[str, bytes]:
     """A Ray task: train in a scratch folder on whatever node runs it, return the run's files by name."""
+    sink = ActorSink(hub, run_id)
+    store = _publisher(sink)
     _limit_threads(threads)
     scratch = Path(tempfile.mkdtemp(prefix="classifier-lab-"))
     run_dir = scratch / run_id
     run_dir.mkdir()
-    sink = ActorSink(hub, run_id)
     try:
         try:
-            _train({**config, "runs_dir": str(scratch)}, run_dir, _publisher(sink))
+            _train({**config, "runs_dir": str(scratch)}, run_dir, store)
         except Exception:  # noqa: BLE001  recorded in run.json by train(); the files below say so
             pass
         sink.flush()
