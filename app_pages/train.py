@@ -121,8 +121,8 @@ run_id = training.selected_run()
 shown = training.load(run_id) if run_id else None
 if shown is not None and shown.status in runs.ACTIVE:
     st.query_params.from_dict({"run": run_id})  # this address re-attaches: after a reload, in another browser
-    st.info("Training runs in its own process: you can visit other pages, reload or share this page's address, "
-            "and come back to the live curves.")
+    st.info("Training runs in the background, in a process of its own: visit other pages, reload, or share this "
+            "page's address; the live curves are kept with the run.")
     st.fragment(run_every=1.0)(live)(run_id, True)
     st.button("Set up another training", on_click=training.forget, icon=":material/add:")
 else:
