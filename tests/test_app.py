@@ -235,6 +235,41 @@ def test_stop_keeps_a_stopped_run(app_env):
     assert any(run_id in option for option in model_options(at))
 
 
+def test_a_new_session_reattaches_by_address_and_can_stop_it(app_env):
+    """A reload or another browser is a new session: the address (?run=<id>) brings back the live run."""
+    from core import runs
+    from streamlit.testing.v1 import AppTest
+
+    first = open_page(new_app(), "app_pages/train.py")
+    set_training_form(first, epochs=100, samples=0)
+    button(first, "Start training").click().run()
+    run_id = first.query_params["run"]
+    poll(first, lambda a: chart(a, "batch_chart") is not None)  # training, past its first batches
+
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.switch_page("app_pages/train.py")  # (a page switch clears the address's parameters: set them after)
+    other.query_params["run"] = run_id
+    other.run()
+    assert_clean(other, "re-attached")
+    assert other.query_params["run"] == run_id and chart(other, "batch_chart") is not None
+    assert any("**training**" in p.proto.text for p in other.get("progress"))
+
+    open_page(other, "app_pages/runs.py")  # Runs lists it as training now, with its own Stop
+    assert any(run_id in p.proto.text for p in other.get("progress")), [p.proto.text for p in other.get("progress")]
+    button(other, "Stop").click().run()
+    assert_clean(other, "stopped from Runs")
+    poll(first, lambda a: bool(a.success))
+    assert f"Run **{run_id}** stopped" in first.success[0].value
+    assert runs.load_run(app_env / run_id).status == "stopped"
+
+    bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    bad.switch_page("app_pages/train.py")
+    bad.query_params["run"] = "../../etc"
+    bad.run()
+    assert not bad.exception and any("Cannot show that run" in w for w in values(bad.warning))
+    assert button(bad, "Start training"), "the form is not offered after a bad link"
+
+
 @pytest.fixture(scope="module")
 def mnist_cm(mnist_run):
     """The run's confusion matrix on the offline MNIST test split, computed here independently."""
