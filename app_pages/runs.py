@@ -19,12 +19,11 @@ def running() -> None:
     for item in items:
         run, run_id = item["run"], item["run_id"]
         snap = training.snapshot(run_id) if item["status"] == "running" else {}
-        epochs, steps = snap.get("epochs_total") or 1, snap.get("steps_per_epoch") or 1
-        done = ((max(snap.get("epoch", 0), 1) - 1) * steps + snap.get("batch", 0)) / (epochs * steps)
         where = f"number {item['position']} in the queue" if item["status"] == "queued" else \
-            f"{snap.get('status', 'starting')} · epoch {snap.get('epoch', 0)}/{epochs}"
+            f"{snap.get('status', 'starting')} · epoch {snap.get('epoch', 0)}/{snap.get('epochs_total') or '?'}"
         c1, c2, c3 = st.columns([6, 2, 1], vertical_alignment="center")
-        c1.progress(min(done, 1.0), text=f"**{run_id}** · {run.dataset} · {run.config.get('arch')} · {where}")
+        c1.progress(training.fraction_done(snap),
+                    text=f"**{run_id}** · {run.dataset} · {run.config.get('arch')} · {where}")
         c2.page_link("app_pages/train.py", label="Live curves", icon=":material/monitoring:",
                      query_params={"run": run_id})
         c3.button("Stop", key=f"stop_{run_id}", on_click=training.stop, args=(run_id,),

@@ -62,9 +62,8 @@ def config_form(run_id: str | None) -> TrainConfig:
 def progress(snap: dict, status: str) -> None:
     """Status line, progress bar, throughput and ETA."""
     epochs, steps = snap.get("epochs_total") or 1, snap.get("steps_per_epoch") or 1
-    epoch, batch = snap.get("epoch", 0), snap.get("batch", 0)
-    done = ((max(epoch, 1) - 1) * steps + batch) / (epochs * steps)
-    st.progress(min(done, 1.0), text=f"**{status}** · epoch {epoch}/{epochs} · batch {batch}/{steps}")
+    st.progress(training.fraction_done(snap),
+                text=f"**{status}** · epoch {snap.get('epoch', 0)}/{epochs} · batch {snap.get('batch', 0)}/{steps}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("samples/s", f"{snap.get('samples_per_s', 0):,.0f}")
     c2.metric("ETA", f"{snap.get('eta_s', 0):.0f} s" if status == "training" else "–")

@@ -51,14 +51,13 @@ def cmd_train(args) -> int:
                       learning_rate=args.lr, optimizer=args.optimizer, seed=args.seed,
                       validation_split=args.validation_split, max_train_samples=args.max_train_samples,
                       data_path=args.path, augment=args.augment, schedule=args.schedule)
-    try:
-        cfg.resolved()
-    except ValueError as e:  # rejected before a run folder is made, or an engine started
-        print(json.dumps({"status": "failed", "error": str(e), "run_id": None}))
-        return 1
     engine = Engine(args.runs_dir or runs.default_runs_dir(), slots=1, kind=args.engine)
     try:
-        run_id = engine.submit(cfg)
+        try:
+            run_id = engine.submit(cfg)
+        except (ValueError, runs.RunError) as e:  # bad settings, or no runs folder: no run, no worker
+            print(json.dumps({"status": "failed", "error": str(e), "run_id": None}))
+            return 1
         feed = engine.attach(run_id)
         try:
             _progress(feed, lambda: engine.is_active(run_id))

@@ -92,8 +92,10 @@ class LocalExecutor:
 class Engine:
     """A queue of runs in front of a few worker slots; every run's state lives in its folder."""
 
-    def __init__(self, runs_dir: Path | str | None = None, slots: int | None = None, kind: str | None = None):
+    def __init__(self, runs_dir: Path | str | None = None, slots: int | None = None, kind: str | None = None,
+                 stop_grace_s: float = STOP_GRACE_S):
         self.runs_dir = Path(runs_dir or runs.default_runs_dir())
+        self.stop_grace_s = stop_grace_s
         self.kind = engine_kind(kind)
         if self.kind == "ray":
             from core.ray_engine import RayExecutor
@@ -171,7 +173,7 @@ class Engine:
         """Stop taking work; cancel the queue, stop running workers and wait for them (up to the grace)."""
         for item in self.active():
             self.stop(item["run_id"])
-        end = time.monotonic() + STOP_GRACE_S + 5
+        end = time.monotonic() + self.stop_grace_s + 5
         while self._running and time.monotonic() < end:
             time.sleep(POLL_S)
         self._closed = True
@@ -194,7 +196,7 @@ class Engine:
         for job in list(self._running.values()):
             ended = self.executor.poll(job)
             if ended is None:
-                if job.stop_at and not job.killed and time.monotonic() - job.stop_at > STOP_GRACE_S:
+                if job.stop_at and not job.killed and time.monotonic() - job.stop_at > self.stop_grace_s:
                     job.killed = True
                     self.executor.kill(job)
                 continue
@@ -218,7 +220,7 @@ class Engine:
         """A worker has gone: a run it did not finish reads failed, never running."""
         meta = runs.read_json(job.run_dir / "run.json", {}) or {}
         if meta.get("status") in runs.ACTIVE:
-            why = (f"stopped: the worker did not end within {STOP_GRACE_S:.0f} s of Stop and was terminated"
+            why = (f"stopped: the worker did not end within {self.stop_grace_s:g} s of Stop and was terminated"
                    if job.killed else ended or "worker exited without saving its result")
             _set_status(job.run_dir, "failed", error=why)
 

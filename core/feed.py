@@ -66,7 +66,10 @@ class FileSink:
         self.path, self.stop_path = Path(run_dir) / FEED_FILE, Path(run_dir) / STOP_FILE
 
     def __call__(self, line: str) -> bool:
-        append_lines(self.path, [line])
+        try:
+            append_lines(self.path, [line])
+        except OSError:
+            pass  # a full disk costs the live curves, not the training (which reports the disk when it saves)
         return self.stop_path.exists()
 
 

@@ -13,7 +13,6 @@ from core import runs
 from core.feed import FileSink, Publisher
 
 LOG_FILE = "worker.log"
-RESULT_FILES = ("run.json", "history.json", "model.keras", "test_probs.npy", LOG_FILE)
 
 
 def _limit_threads(threads: int | None) -> None:
@@ -93,7 +92,8 @@ def run_remote(config: dict, run_id: str, hub, threads: int | None = None) -> di
         except Exception:  # noqa: BLE001  recorded in run.json by train(); the files below say so
             pass
         sink.flush()
-        return {name: (run_dir / name).read_bytes() for name in RESULT_FILES if (run_dir / name).is_file()}
+        # every file the run wrote (model, history, test probabilities, whatever a mode adds), not the temp ones
+        return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

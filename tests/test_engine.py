@@ -85,6 +85,19 @@ def test_a_killed_worker_fails_its_run_at_once_and_the_next_one_runs(engine):
     assert after.status == "finished"
 
 
+def test_a_worker_that_ignores_stop_is_ended_after_the_grace(runs_dir):
+    engine = Engine(runs_dir, slots=1, stop_grace_s=1.0)
+    try:
+        run_id = engine.submit(TrainConfig(**LONG))
+        pid = training(engine, run_id)["pid"]
+        os.kill(pid, signal.SIGSTOP)  # frozen mid-batch: it can never see the stop file
+        engine.stop(run_id)
+        run = engine.wait(run_id, timeout=30)
+    finally:
+        engine.close()
+    assert run.status == "failed" and run.meta["error"].startswith("stopped: the worker did not end within 1 s")
+
+
 def test_two_workers_at_once_build_the_same_model_names(runs_dir):
     """Keras names layers per process: two CNNs side by side used to clash in one server process."""
     engine = Engine(runs_dir, slots=2)

@@ -106,8 +106,10 @@ def unwritable(kind: str, base: Path):
 
 
 TRAIN_ERRORS = {
-    "not a folder": r"Training failed: cannot create a run in \S+/blocker/runs: Not a directory",
-    "read-only": r"Training failed: cannot create a run in \S+/runs: Read-only file system",
+    # refused when the run is queued: no folder, no worker
+    "not a folder": r"Cannot start this training: cannot create a run in \S+/blocker/runs: Not a directory",
+    "read-only": r"Cannot start this training: cannot create a run in \S+/runs: Read-only file system",
+    # the disk fills up in the worker, while it saves
     "full": r"Training failed: cannot save the run: No space left on device \(free some disk space, or set "
             r"CLASSIFIER_LAB_RUNS\)",
 }

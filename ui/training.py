@@ -52,6 +52,13 @@ def snapshot(run_id: str) -> dict:
     return _reader(str(run_path(run_id))).snapshot()
 
 
+def fraction_done(snap: dict) -> float:
+    """How far a run's training is, 0–1, from its feed's epoch and batch counters."""
+    epochs, steps = snap.get("epochs_total") or 1, snap.get("steps_per_epoch") or 1
+    done = ((max(snap.get("epoch", 0), 1) - 1) * steps + snap.get("batch", 0)) / (epochs * steps)
+    return min(max(done, 0.0), 1.0)
+
+
 def load(run_id: str) -> runs.Run:
     return runs.load_run(run_path(run_id))
 
