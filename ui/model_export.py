@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -14,31 +18,51 @@ from core import exports, runs
 PENDING = "export_pending"  # session key: {(model path, format): time clicked} for builds not finished yet
 DONE = "export_done"  # session key: a plain dict the build threads mark (they have no Streamlit context)
 POLL_SECONDS = 2
-GIVE_UP_SECONDS = 600  # a build that never reports back stops the polling after this
+TIMEOUT = 600  # s for one export process (a loaded 2-core machine: about a minute at worst seen)
+GIVE_UP_SECONDS = TIMEOUT + 60  # a build that never reports back stops the polling after this
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @st.cache_data(max_entries=4, show_spinner=False)  # a few MB each; keyed by the model file and its mtime
-def _zip_bytes(model_path: str, mtime: float, name: str, runs_dir: str, _run: runs.Run) -> bytes:
-    """Export, check and zip one format (the checks are recorded by exports.export); a failure zips its reason."""
+def _zip_bytes(model_path: str, mtime: float, name: str, runs_dir: str, spec: str) -> bytes:
+    """Export, check and zip one format in a `python -m core export` process; a failure zips its reason.
+
+    A process of its own, not a thread: Streamlit clears Keras's session after every script run (each
+    fragment tick), and TensorFlow deadlocks when that meets ops running in another thread.
+    """
     with tempfile.TemporaryDirectory(prefix="export-ui-") as out:
-        result = exports.export(_run, [name], Path(out), runs_dir)[0]
-        if result["ok"]:
-            return Path(result["zip"]).read_bytes()
+        cmd = [sys.executable, "-m", "core", "export", "--model", spec, "--format", name, "--out", out, "--json",
+               "--runs-dir", runs_dir]
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        except subprocess.TimeoutExpired:
+            return _failure(f"the export took longer than {TIMEOUT} s")
+        results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        if results and results[0]["ok"]:
+            return Path(results[0]["zip"]).read_bytes()
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    return _failure(results[0]["error"] if results else errors[-1][7:] if errors else f"exit {proc.returncode}")
+
+
+def _failure(reason: str) -> bytes:
+    """A zip holding only why the export failed (the download's file name is fixed before the click)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("EXPORT_FAILED.txt", result["error"] + "\n")
+        z.writestr("EXPORT_FAILED.txt", reason + "\n")
     return buf.getvalue()
 
 
 def _builder(run: runs.Run, name: str, done: dict):
     """The download's data callable: runs on Streamlit's download thread when the button is clicked."""
     path, mtime, runs_dir = str(run.model_path), run.model_path.stat().st_mtime, str(runs.default_runs_dir())
+    spec = run.id if run.bundled else str(run.model_file or run.path)  # what `python -m core` resolves
 
     def build() -> bytes:
         try:
-            return _zip_bytes(path, mtime, name, runs_dir, run)
+            return _zip_bytes(path, mtime, name, runs_dir, spec)
         finally:
-            done[(path, name)] = True
+            done[(path, name)] = True  # a plain dict: this thread has no Streamlit session
     return build
 
 
