@@ -33,8 +33,9 @@ def _rows(model: str, name: str, results: list[dict]) -> list[dict]:
         value = ok[0][metric]
         bound, text = TARGETS.get((name, metric), (None, ""))
         good = None if bound is None else (value >= bound if metric == "top1_agreement" else value <= bound)
-        rows.append(common.row("export", f"{model} {name}: {metric.replace('_', ' ')}",
-                               value * 100 if unit == "%" else value, unit, target=text, ok=good,
+        shown = value * 100 if unit == "%" else f"{value:.1e}"  # |Δp| spans 0 to 1e-2: keep its exponent
+        rows.append(common.row("export", f"{model} {name}: {metric.replace('_', ' ')}", shown, unit,
+                               target=text, ok=good,
                                notes=f"{ok[0]['n']} test images"))
     return rows
 
