@@ -6,6 +6,7 @@ import streamlit as st
 from core import runs
 from core.datasets import DATASETS
 from ui import charts, export, state, training
+from ui.model_export import export_section
 
 st.title("Runs")
 
@@ -89,6 +90,7 @@ if len(picked) == 1:
                 else:
                     st.session_state.pop("runs_table", None)
                     st.rerun()
+    export_section(run)
     if run.meta.get("error"):
         st.error(f"This run failed: {run.meta['error']}")
     elif run.status in ("incomplete", "interrupted"):

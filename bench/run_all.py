@@ -22,7 +22,7 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets")
+BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets", "export")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -51,6 +51,9 @@ METHOD = """\
 - **Presets** (`bench_presets.py`): every architecture in `core.models.ARCHITECTURES` trained by
   `train()`; full mode uses the whole training split and the architecture's default epochs, stopped
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.
+- **Export** (`bench_export.py`): every format of `core/exports.py` exported alone from the bundled
+  models (3 rounds; quick: MNIST, 1 round), then all in one call; write time, file size, one-image
+  latency in the format's own runtime, top-1 agreement and max |Δp| against Keras on 200 test images.
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run

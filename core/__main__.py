@@ -1,4 +1,4 @@
-"""Command line: python -m core datasets|train|evaluate|predict."""
+"""Command line: python -m core datasets|train|evaluate|predict|export."""
 from __future__ import annotations
 
 import argparse
@@ -148,6 +148,24 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_export(args) -> int:
+    """Export a model to each format (one zip each), check each export, print the checks; non-zero if any failed."""
+    from core import exports
+
+    names = exports.parse_formats(args.format)
+    run = runs.resolve(args.model, args.runs_dir)
+    results = exports.export(run, names, Path(args.out), args.runs_dir)
+    for r in results:
+        if args.json:
+            print(json.dumps(r))
+        elif r["ok"]:
+            print(f"{r['format']:12s} {r['zip']}  {r['bytes'] / 1e6:.2f} MB  agreement {r['top1_agreement']:.1%}  "
+                  f"max |Δp| {r['max_abs_dprob']:.2g}  {r['latency_ms']:.2f} ms/image  ({r['export_seconds']:.1f} s)")
+        if not r["ok"]:
+            print(f"error: {r['error']}", file=sys.stderr)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -179,12 +197,20 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("images", nargs="+")
             c.add_argument("--json", action="store_true", help="one JSON line per image")
     t.add_argument("--runs-dir")
+    e = sub.add_parser("export", help="export a model to other formats, each checked against the Keras model")
+    e.add_argument("--model", required=True, help=".keras path, run id, or bundled name (mnist, fashion_mnist)")
+    e.add_argument("--format", default="all", help="comma-separated: keras,savedmodel,tflite,tflite-int8,onnx "
+                   "(default: all)")
+    e.add_argument("--out", required=True, help="folder for the zips (one per format)")
+    e.add_argument("--json", action="store_true", help="one JSON line per format with its checks")
+    e.add_argument("--runs-dir")
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    commands = {"datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+    commands = {"datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "export": cmd_export}
     try:
         return commands[args.command](args)
     except (runs.RunError, DatasetUnavailable) as e:

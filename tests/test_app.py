@@ -473,3 +473,19 @@ def test_label_errors_page_lists_and_exports(mnist_run):
     shown = [c for c in captions(at) if re.match(r"#\d+ given: \d → \d \(\d+%\)$", c)]
     assert flagged > 0 and len(shown) == min(30, flagged)
     assert [b for b in at.get("download_button") if "CSV" in b.proto.label]
+
+
+def test_runs_page_export_section_shows_each_format_and_its_checks(mnist_run, app_env, tmp_path):
+    from core import exports, runs
+
+    done = exports.export(mnist_run, "onnx", tmp_path)  # a real export: its checks are recorded with the run
+    assert done[0]["ok"] and (mnist_run.path / "exports.json").is_file()
+    at = open_page(new_app(mnist_run), "app_pages/runs.py")
+    select_rows(at, [at.dataframe[0].value["run"].tolist().index(mnist_run.id)])
+    assert_clean(at, "export section")
+    titles = [f.title for f in exports.FORMATS.values()]
+    assert [d.label for d in at.get("download_button") if d.label in titles] == titles  # one each, in order
+    texts = [c.value for c in at.caption]
+    assert any(t.startswith(f"✓ top-1 agreement **{done[0]['top1_agreement']:.1%}**") for t in texts), texts
+    assert sum(t.startswith("Built and checked when you click") for t in texts) == len(exports.FORMATS) - 1
+    assert runs.load_run(mnist_run.path).usable

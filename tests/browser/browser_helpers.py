@@ -90,6 +90,17 @@ def use_bundled(page: Page, dataset_title: str, timeout: float = 60_000) -> None
     wait_idle(page, timeout)
 
 
+def tick_row(page: Page, run_id: str) -> None:
+    """Click the checkbox of the runs table's row whose first cell is `run_id` (the table is a canvas)."""
+    table = main(page).locator("[data-testid=stDataFrame]")
+    firsts = [t.strip() for t in table.locator("tr").evaluate_all(
+        "rows => rows.map(r => (r.querySelector('td, th') || {}).textContent || '')")]
+    row = firsts.index(run_id)  # 0 is the header
+    box = table.bounding_box()
+    height = box["height"] / len(firsts)  # header and rows are the same height
+    page.mouse.click(box["x"] + 15, box["y"] + height * (row + 0.5))
+
+
 def assert_no_error(page: Page) -> None:
     """No exception box and no st.error anywhere on the page."""
     errors = page.locator(ERRORS)
