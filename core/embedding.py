@@ -136,3 +136,33 @@ def outliers(x: np.ndarray, n_neighbors: int = 20) -> dict[str, np.ndarray]:
     score = -lof.negative_outlier_factor_
     order = np.argsort(-score, kind="stable")
     return {"index": order, "score": score[order], "flagged": flagged[order]}
+
+
+COLOR_BY = ("true class", "predicted class", "right / wrong", "suspected label error")
+
+
+def color_groups(by: str, y: np.ndarray, pred: np.ndarray, names, suspects=()) -> list[tuple[str, np.ndarray]]:
+    """(legend name, test indices) per coloured group of the map, in trace order; empty groups dropped."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    if by == "true class":
+        groups = [(str(n), np.flatnonzero(y == k)) for k, n in enumerate(names)]
+    elif by == "predicted class":
+        groups = [(str(n), np.flatnonzero(pred == k)) for k, n in enumerate(names)]
+    elif by == "right / wrong":
+        groups = [("right", np.flatnonzero(pred == y)), ("wrong", np.flatnonzero(pred != y))]
+    elif by == "suspected label error":
+        flag = np.zeros(len(y), bool)
+        flag[np.asarray(suspects, int)] = True
+        groups = [("label looks right", np.flatnonzero(~flag)), ("suspected label error", np.flatnonzero(flag))]
+    else:
+        raise ValueError(f"colour by one of {', '.join(COLOR_BY)}, not {by!r}")
+    return [(name, idx) for name, idx in groups if len(idx)]
+
+
+def selected_indices(points: list[dict], groups: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Test indices of the points a plotly selection names (curve number = group, point index within it),
+    sorted and unique; points of other traces (e.g. a highlight) are ignored."""
+    out = [int(groups[p["curve_number"]][1][p["point_index"]]) for p in points
+           if p.get("curve_number", -1) in range(len(groups)) and
+           p.get("point_index", -1) in range(len(groups[p["curve_number"]][1]))]
+    return np.unique(np.asarray(out, int))

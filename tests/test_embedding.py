@@ -78,3 +78,25 @@ def test_an_odd_image_is_the_top_outlier(emb):
     assert out["index"][0] == 17 and out["flagged"][0]
     assert sorted(out["index"].tolist()) == list(range(300)) and (np.diff(out["score"]) <= 0).all()
     assert out["flagged"].sum() < 300 * 0.2
+
+
+def test_groups_and_selection_map_back_to_test_indices():
+    from core.embedding import color_groups, selected_indices
+
+    y = np.array([0, 1, 2, 1, 0, 2])
+    pred = np.array([0, 2, 2, 1, 1, 2])
+    groups = color_groups("true class", y, pred, ["a", "b", "c"])
+    assert [(n, i.tolist()) for n, i in groups] == [("a", [0, 4]), ("b", [1, 3]), ("c", [2, 5])]
+    rw = color_groups("right / wrong", y, pred, ["a", "b", "c"])
+    assert [(n, i.tolist()) for n, i in rw] == [("right", [0, 2, 3, 5]), ("wrong", [1, 4])]
+    sus = color_groups("suspected label error", y, pred, "abc", suspects=[4])
+    assert sus[1][0] == "suspected label error" and sus[1][1].tolist() == [4]
+    assert [n for n, _ in color_groups("predicted class", y, pred, "abc")] == ["a", "b", "c"]
+    assert [n for n, _ in color_groups("predicted class", y, np.zeros(6, int), "abc")] == ["a"]  # empty dropped
+    # a box over the second point of trace "wrong" and the first of "right", plus a stray trace's point
+    points = [{"curve_number": 1, "point_index": 1}, {"curve_number": 0, "point_index": 0},
+              {"curve_number": 0, "point_index": 0}, {"curve_number": 7, "point_index": 0}]
+    assert selected_indices(points, rw).tolist() == [0, 4]
+    assert selected_indices([], rw).tolist() == []
+    with pytest.raises(ValueError):
+        color_groups("nope", y, pred, "abc")
