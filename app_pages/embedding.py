@@ -45,10 +45,13 @@ else:
     st.info("Nothing selected yet.")
 
 st.subheader("Near-duplicates and outliers")
+if not st.toggle("Find them", key="e_neigh", help="A few seconds for 10,000 images, then cached"):
+    st.caption("Test images that are near-copies of each other, and the most unusual ones, as the model sees them.")
+    st.stop()
 dup, out = inside.neighbours(run, ds)
-st.caption("Found on the embeddings with scikit-learn: near-duplicates are nearest-neighbour pairs closer than "
-           f"{dup['threshold']:.3g} (0.13 × the median nearest-neighbour distance, cleanlab's rule); outliers "
-           "are ranked by Local Outlier Factor (20 neighbours).")
+st.caption("Found on the embeddings (after a PCA to 50 dimensions) with scikit-learn: near-duplicates are "
+           f"nearest-neighbour pairs closer than {dup['threshold']:.3g} (0.13 × the median nearest-neighbour "
+           "distance, cleanlab's rule); outliers are ranked by Local Outlier Factor (20 neighbours).")
 t1, t2 = st.tabs([f"Near-duplicate pairs ({len(dup['a']):,})", f"Outliers ({int(out['flagged'].sum()):,} flagged)"])
 with t1:
     if not len(dup["a"]):

@@ -120,7 +120,12 @@ def test_embedding_map_colours_and_selection_fill_the_gallery(mnist_run, data):
     assert_clean(at, "suspects")
     flagged = analysis.label_issues(probs, y, 10)["index"]
     assert sorted(map_points(at)[-1]) == sorted(flagged.tolist())
-    assert any(t.label.startswith("Near-duplicate pairs") for t in at.tabs)
+    assert not at.tabs  # near-duplicates and outliers only on request
+    at.toggle(key="e_neigh").set_value(True).run()
+    assert_clean(at, "neighbours")
+    labels = [t.label for t in at.tabs]
+    assert labels[0].startswith("Near-duplicate pairs (") and labels[1].startswith("Outliers (")
+    assert sum(bool(re.match(r"#\d+ .+ → .+, LOF [\d.]+$", c)) for c in captions(at)) == 12
 
 
 def test_metrics_table_agrees_with_the_confusion_matrix(mnist_run, data):
