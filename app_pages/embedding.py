@@ -1,4 +1,6 @@
 """Embedding map: the test set as the model's last hidden layer sees it, in 2-D; select points to see them."""
+import hashlib
+
 import numpy as np
 import streamlit as st
 
@@ -32,15 +34,18 @@ suspects = analysis.label_issues(probs, y, len(names))["index"] if by == "suspec
 groups = color_groups(by, y, pred, names, suspects)
 hover = [f"#{i} label {names[y[i]]} · predicted {names[pred[i]]} ({probs[i, pred[i]]:.0%})" for i in range(len(y))]
 colors = inside_charts.GROUP_COLORS if by in ("right / wrong", "suspected label error") else None
-event = st.plotly_chart(inside_charts.embedding_map(xy, groups, hover, colors), key="e_map", on_select="rerun",
-                        selection_mode=("points", "box", "lasso"))
+# a selection names points by (trace, position in it), so it belongs to one model, data, projection and
+# colouring: each gets a chart key of its own, and an old selection never picks from new groups
+view = hashlib.sha1(repr((str(run.path), ds.source, method, by)).encode()).hexdigest()[:10]
+event = st.plotly_chart(inside_charts.embedding_map(xy, groups, hover, colors), key=f"e_map_{view}",
+                        on_select="rerun", selection_mode=("points", "box", "lasso"))
 st.caption("Drag a lasso or (from the toolbar) a box around points, or click one, to see those images below; "
            "double-click the map to clear.")
 
 picked = selected_indices(event.selection.points if event else [], groups)
 st.subheader(f"Selected images ({len(picked):,})")
 if len(picked):
-    Gallery(run, ds, probs, prefix="e", numbered=True).show(picked, (method, by, tuple(picked[:50]), len(picked)))
+    Gallery(run, ds, probs, prefix="e", numbered=True).show(picked, (view, tuple(picked[:50]), len(picked)))
 else:
     st.info("Nothing selected yet.")
 

@@ -133,7 +133,7 @@ def embedding_page(quick: bool) -> list[dict]:
     at.switch_page("app_pages/embedding.py")
     first, _ = common.timed(at.run)
     _check(at, "embedding, first")
-    if not any(c.key == "e_map" for c in at.get("plotly_chart")):
+    if not any((c.key or "").startswith("e_map_") for c in at.get("plotly_chart")):
         raise RuntimeError("the embedding map did not render")
     recolour = []
     for k in range(6 if quick else 12):

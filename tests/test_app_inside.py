@@ -78,9 +78,16 @@ def test_predict_dense_model_shows_its_hidden_layer(mnist_run, data):
     assert [f["layout"]["title"]["text"] for f in charts_] == ["dense · 128 units"]
 
 
+def the_map(at):
+    found = [c for c in at.get("plotly_chart") if (c.key or "").startswith("e_map_")]
+    assert len(found) == 1, [c.key for c in at.get("plotly_chart")]
+    return found[0]
+
+
 def map_points(at) -> list[list[int]]:
     """Per trace of the map, the test indices its hover texts name."""
-    return [[int(re.match(r"#(\d+) ", t).group(1)) for t in trace["text"]] for trace in chart_spec(at, "e_map")["data"]]
+    traces = json.loads(the_map(at).proto.spec)["data"]
+    return [[int(re.match(r"#(\d+) ", t).group(1)) for t in trace["text"]] for trace in traces]
 
 
 def test_embedding_map_colours_and_selection_fill_the_gallery(mnist_run, data):
@@ -88,7 +95,7 @@ def test_embedding_map_colours_and_selection_fill_the_gallery(mnist_run, data):
     y, pred = ds.y_test, probs.argmax(1)
     at = open_page(new_app(mnist_run), "app_pages/embedding.py")
     assert_clean(at, "embedding")
-    spec = chart_spec(at, "e_map")
+    spec = json.loads(the_map(at).proto.spec)
     assert [t["type"] for t in spec["data"]] == ["scattergl"] * 10
     traces = map_points(at)
     assert sorted(i for t in traces for i in t) == list(range(len(y)))
@@ -103,7 +110,7 @@ def test_embedding_map_colours_and_selection_fill_the_gallery(mnist_run, data):
     groups = color_groups("right / wrong", y, pred, ds.class_names)
     chosen = [(1, k) for k in range(5)] + [(0, 3), (0, 7)]
     points = [{"curve_number": c, "point_index": k, "point_number": k} for c, k in chosen]
-    send_selection(at, chart(at, "e_map"), {"points": points, "point_indices": [k for _, k in chosen],
+    send_selection(at, the_map(at), {"points": points, "point_indices": [k for _, k in chosen],
                                             "box": [{"x": [0, 1], "y": [0, 1]}], "lasso": []})
     assert_clean(at, "selection")
     want = sorted(int(groups[c][1][k]) for c, k in chosen)
@@ -155,3 +162,14 @@ def test_model_page_draws_the_layer_graph(mnist_run):
     dot = at.get("graphviz_chart")[0].proto.spec
     assert dot.count("->") == len(at.dataframe[0].value) - 1 and "BatchNormalization" in dot
     assert "(?, 14, 14, 64)" in dot and "params" in dot
+
+
+def test_an_old_selection_never_picks_from_new_groups(mnist_run):
+    """A selection made under one colouring belongs to that chart: after a colour change nothing is selected."""
+    at = open_page(new_app(mnist_run), "app_pages/embedding.py")
+    send_selection(at, the_map(at), {"points": [{"curve_number": 0, "point_index": 0}], "point_indices": [0],
+                                     "box": [], "lasso": []})
+    assert any(s.value == "Selected images (1)" for s in at.subheader)
+    at.radio(key="e_color").set_value("right / wrong").run()
+    assert_clean(at, "recolour after a selection")
+    assert any(s.value == "Selected images (0)" for s in at.subheader)

@@ -29,11 +29,20 @@ def _heatmap(z: np.ndarray, title: str, hover: str, customdata=None, height: int
                                                                  scaleanchor="x"))))
 
 
+MAX_SIDE = 56  # px of a channel's map as drawn: big photos' maps are max-pooled down to it
+
+
 def feature_maps(name: str, maps: np.ndarray) -> go.Figure:
     """One conv layer's (H, W, C) output: every channel's map in a grid, one colour scale."""
     h, w, c = maps.shape
+    k = -(-max(h, w) // MAX_SIDE)
+    note = ""
+    if k > 1:  # 16 channels of 180×180 would be half a million cells: pool k×k blocks, keeping peaks
+        hh, ww = h // k * k, w // k * k
+        maps = maps[:hh, :ww].reshape(hh // k, k, ww // k, k, c).max(axis=(1, 3))
+        note = f" (shown max-pooled {k}×{k})"
     grid, channel = mosaic(maps)
-    return _heatmap(grid.astype(np.float32), f"{name} · {h}×{w}×{c}", "channel %{customdata}<br>%{z:.3f}<extra></extra>",
+    return _heatmap(grid.astype(np.float32), f"{name} · {h}×{w}×{c}{note}", "channel %{customdata}<br>%{z:.3f}<extra></extra>",
                     customdata=channel.astype(np.int16))  # half the bytes of int32
 
 

@@ -56,7 +56,7 @@ def test_lasso_on_the_embedding_map_fills_the_gallery(page, screenshot_dir):
     open_page(page, "Embedding map", timeout=120_000)
     use_bundled(page, "MNIST digits", timeout=180_000)
     m = main(page)
-    plot = page.locator(".st-key-e_map .js-plotly-plot")
+    plot = page.locator('[class*="st-key-e_map_"] .js-plotly-plot')
     expect(plot).to_be_visible(timeout=180_000)
     wait_idle(page, 180_000)
     expect(m.get_by_text("Nothing selected yet.")).to_be_visible()
@@ -64,7 +64,7 @@ def test_lasso_on_the_embedding_map_fills_the_gallery(page, screenshot_dir):
     plot.evaluate("gd => gd.on('plotly_selected', e => { if (e) window.__picked = e.points.map(p => p.text); })")
 
     # a lasso drawn as a rectangle around the middle of the map, as a person drags it
-    box = page.locator(".st-key-e_map .nsewdrag").first.bounding_box()
+    box = page.locator('[class*="st-key-e_map_"] .nsewdrag').first.bounding_box()
     x0, y0 = box["x"] + box["width"] * 0.40, box["y"] + box["height"] * 0.40
     x1, y1 = box["x"] + box["width"] * 0.60, box["y"] + box["height"] * 0.60
     page.mouse.move(x0, y0)
