@@ -6,17 +6,13 @@ import streamlit as st
 
 from core import analysis
 from core.embedding import COLOR_BY, PROJECTIONS, color_groups, selected_indices
-from ui import charts, inside, inside_charts, state
+from ui import charts, inside, inside_charts
 from ui.gallery import Gallery
 
 SHOW = 12
 
 st.title("Embedding map")
-run = state.require_run()
-ds = state.dataset(run.dataset, run.config.get("data_path"))
-if ds is None:
-    st.stop()
-probs = state.test_probs(run, ds)
+run, ds, probs = inside.test_set()
 emb = inside.embeddings(run, ds)
 if emb is None:
     st.stop()

@@ -3,14 +3,10 @@ import numpy as np
 import streamlit as st
 
 from core import analysis
-from ui import inside_charts, state
+from ui import inside, inside_charts
 
 st.title("Metrics")
-run = state.require_run()
-ds = state.dataset(run.dataset, run.config.get("data_path"))
-if ds is None:
-    st.stop()
-probs = state.test_probs(run, ds)
+run, ds, probs = inside.test_set()
 y, names = np.asarray(ds.y_test), list(ds.class_names)
 cm = analysis.confusion_matrix(y, probs.argmax(1), len(names))
 rows = analysis.class_report(cm, names)

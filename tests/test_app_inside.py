@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from app_helpers import assert_clean, open_page
-from test_app import app_env, captions, chart, chart_spec, mnist_run, new_app, png, send_selection  # noqa: F401
+from test_app import app_env, captions, chart_spec, mnist_run, new_app, png, send_selection  # noqa: F401  (fixtures too)
 
 from core import analysis, runs
 from core.datasets import load_dataset

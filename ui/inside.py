@@ -10,6 +10,15 @@ from core.datasets import load_dataset
 from ui import state
 
 
+def test_set() -> tuple[runs.Run, object, np.ndarray]:
+    """The active run, its dataset and test-set probabilities; or a message on the page and the end of the run."""
+    run = state.require_run()
+    ds = state.dataset(run.dataset, run.config.get("data_path"))
+    if ds is None:
+        st.stop()
+    return run, ds, state.test_probs(run, ds)
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _inspector(path: str, mtime: float):
     from core.activations import inspector
