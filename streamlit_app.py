@@ -14,6 +14,9 @@ page = st.navigation([
     st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
     st.Page("app_pages/label_errors.py", title="Label errors", icon=":material/label_off:"),
     st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),
+    st.Page("app_pages/embedding.py", title="Embedding map", icon=":material/scatter_plot:"),
+    st.Page("app_pages/metrics.py", title="Metrics", icon=":material/analytics:"),
+    st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
 ])
 state.sidebar()
 page.run()

@@ -4,8 +4,8 @@ import streamlit as st
 
 from core import analysis
 from ui import charts, export, state
+from ui.gallery import Gallery
 
-PAGE_SIZE = 24
 ANY = -1
 
 st.title("Mistakes")
@@ -65,26 +65,7 @@ seed = s2.number_input("Sample seed", 0, 10**6, 0, key="m_seed", disabled=sort !
 idx = analysis.mistakes(probs, y, true_class=None if true_c == ANY else true_c,
                         pred_class=None if pred_c == ANY else pred_c, sort=sort, seed=int(seed))
 
-
-def caption(i: int) -> str:
-    return f"Label: {names[y[i]]} | Predict: {names[pred[i]]} ({probs[i, pred[i]]:.0%})"
-
-
-def detail_panel(i: int) -> None:
-    """One test image large, with its confidence in every class."""
-    with st.container(border=True):
-        d1, d2 = st.columns([1, 2])
-        d1.image(charts.enlarge(ds.x_test[i], 224), caption=caption(i))
-        if d1.toggle("Why?", key="why_mistake", help="Highlight the pixels that drove the wrong prediction"):
-            overlay, how = charts.why(state.model(run), np.asarray(ds.x_test[i]), int(pred[i]), 224)
-            d1.image(overlay, caption=f"{how} for '{names[pred[i]]}'")
-        d1.button("Close", key="m_close", on_click=st.session_state.pop, args=("m_detail", None))
-        d2.plotly_chart(charts.confidence_bars(probs[i], names, int(pred[i]), int(y[i])), key="detail_bars")
-        d2.caption(f"Test image #{i}: red = predicted class, blue = true class.")
-
-
-opened = st.session_state.get("m_detail")  # (model, test index): a detail belongs to the model it was opened on
-detail = opened[1] if isinstance(opened, tuple) and opened[0] == str(run.path) and opened[1] < len(y) else None
+gallery = Gallery(run, ds, probs, prefix="m")
 
 # a callable is only run on the click: a rerun (every filter change) doesn't build the CSV
 st.download_button("Download these mistakes as CSV", lambda: export.to_csv([
@@ -92,27 +73,7 @@ st.download_button("Download these mistakes as CSV", lambda: export.to_csv([
      "confidence": round(float(probs[i, pred[i]]), 4), "confidence in true": round(float(probs[i, y[i]]), 4)}
     for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:")
 
-shown = []
 if len(idx) == 0:
     st.success("No mistakes with this filter." + (" That cell holds the correctly classified images."
                                                   if true_c == pred_c != ANY else ""))
-else:
-    pages = (len(idx) - 1) // PAGE_SIZE + 1
-    view = (str(run.path), true_c, pred_c, sort, seed)
-    if st.session_state.get("m_filter") != view or not 1 <= st.session_state.get("m_page", 1) <= pages:
-        st.session_state["m_filter"], st.session_state["m_page"] = view, 1  # a new filter starts at page 1
-    page = st.columns(4)[0].number_input(f"Page (of {pages})", 1, pages, key="m_page") if pages > 1 else 1
-    st.caption(f"{len(idx):,} images · showing {PAGE_SIZE * (page - 1) + 1}–{min(PAGE_SIZE * page, len(idx))}")
-    shown = [int(i) for i in idx[PAGE_SIZE * (page - 1): PAGE_SIZE * page]]
-if detail is not None and detail not in shown:
-    detail_panel(detail)  # opened on another page or filter: above the gallery
-for start in range(0, len(shown), 6):
-    row = shown[start:start + 6]
-    cols = st.columns(6)  # a row of columns per 6 images, so rows stay aligned when captions wrap
-    for col, i in zip(cols, row):
-        with col:
-            st.image(charts.enlarge(ds.x_test[i], 112), caption=caption(i), width="stretch")
-            st.button("Details", key=f"m_open_{i}", on_click=st.session_state.__setitem__,
-                      args=("m_detail", (str(run.path), i)))
-    if detail in row:
-        detail_panel(detail)  # right under the row that was clicked, where the user is looking
+gallery.show(idx, (true_c, pred_c, sort, seed))

@@ -4,7 +4,7 @@ import streamlit as st
 from core import runs
 from core.datasets import DATASETS
 from core.inference import BlankImage, ImageError, predict_image
-from ui import charts, state
+from ui import charts, inside, inside_charts, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 
@@ -46,6 +46,23 @@ def upload():
     return st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
 
 
+def show_activations(x) -> None:
+    """Every conv block's feature maps and the last hidden layer, for this input (one sub-model call)."""
+    found = inside.inspector(run)
+    if found is None or not found.probes:
+        st.caption("This model has no conv or hidden dense layer to show.")
+        return
+    st.markdown("**Inside the model** — what each layer outputs for this input")
+    acts, _ = found(x)
+    cols = st.columns(2)
+    for k, (probe, act) in enumerate(zip(found.probes, acts)):
+        fig = inside_charts.feature_maps(probe.name, act) if probe.kind == "conv" else \
+            inside_charts.dense_units(probe.name, act)
+        cols[k % 2].plotly_chart(fig, key=f"act_{k}")
+    st.caption("Each tile is one channel's map (bright = strong activation); the grid of squares after them "
+               "is the last hidden layer, one square per unit.")
+
+
 left, right = st.columns([1, 1], gap="large")
 with left:
     if grayscale:
@@ -77,3 +94,4 @@ with right:
                 overlay, how = charts.why(model, out["input"], int(out["probs"].argmax()), 168)
                 c1.image(overlay, caption=f"{how} for {top}")
             c2.plotly_chart(charts.confidence_bars(out["probs"], names), key="predict_bars")
+            show_activations(out["input"])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets", "export")
+BENCHES = ("training", "predict", "mistakes", "inside", "startup", "memory", "presets", "export")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -42,6 +42,11 @@ METHOD = """\
   for Fashion-MNIST's 10,000 test images; then the page through Streamlit's AppTest (the entrypoint with
   its navigation), first run then reruns with the predictions cached. AppTest times the server side of
   a rerun (the script and its messages), not the browser's drawing.
+- **Inside the model** (`bench_inside.py`): Predict's update with activations (`predict_image`, the
+  activation sub-model, one figure per watched layer serialised as `st.plotly_chart` does) on the
+  canvas drawings of `bench_predict.py`, bundled MNIST model, p50/p95; the Embedding map page for
+  Fashion-MNIST's 10,000 test images through AppTest (first visit from nothing cached, then colour
+  changes), and its steps alone (embeddings, PCA, figure, near-duplicates, LOF; t-SNE in full mode).
 - **Start-up** (`bench_startup.py`): `streamlit run streamlit_app.py` (headless) to the home page's `h1`
   visible in headless Chromium (`/usr/bin/chromium`); the first start is "cold", the median of the
   others "warm". The browser is started beforehand.

@@ -81,3 +81,40 @@ def label_issues(probs: np.ndarray, labels: np.ndarray, num_classes: int | None 
     return {"index": idx, "given": labels[idx], "suggested": suggested[idx],
             "self_confidence": probs[idx, labels[idx]], "suggested_confidence": probs[idx, suggested[idx]],
             "thresholds": thresholds}
+
+
+def class_report(cm: np.ndarray, class_names) -> list[dict]:
+    """Per-class precision, recall, F1 and support, computed from the confusion matrix (rows true).
+
+    precision = TP / column sum, recall = TP / row sum, F1 their harmonic mean; 0 where undefined
+    (scikit-learn's zero_division=0), so the figures equal precision_recall_fscore_support's.
+    """
+    pc = per_class(cm)
+    p, r = pc["precision"], pc["recall"]
+    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+    return [{"class": str(name), "precision": float(p[i]), "recall": float(r[i]), "F1": float(f1[i]),
+             "support": int(pc["support"][i])} for i, name in enumerate(class_names)]
+
+
+def calibration(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict:
+    """Reliability of the top-class confidence, and the expected calibration error (ECE).
+
+    Binning: `bins` equal-width bins of the predicted class's probability over [0, 1], each right-closed
+    ((0, 1/bins], …, ((bins-1)/bins, 1]; a confidence of exactly 0 goes into the first). Per bin: mean
+    confidence, accuracy and count. ECE = Σ_b (n_b / N) · |accuracy_b − confidence_b| over non-empty bins
+    (Guo et al. 2017, 15 bins by default).
+    """
+    probs, y_true = np.asarray(probs), np.asarray(y_true)
+    conf, pred = probs.max(1), probs.argmax(1)
+    right = (pred == y_true).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    safe = np.maximum(count, 1)
+    mean_conf = np.bincount(which, conf, bins) / safe
+    accuracy = np.bincount(which, right, bins) / safe
+    ece = float((count * np.abs(accuracy - mean_conf)).sum() / len(conf)) if len(conf) else float("nan")
+    empty = count == 0
+    return {"edges": edges, "count": count, "confidence": np.where(empty, np.nan, mean_conf),
+            "accuracy": np.where(empty, np.nan, accuracy), "ece": ece,
+            "right_confidence": conf[right == 1], "wrong_confidence": conf[right == 0]}

@@ -167,3 +167,26 @@ def summary_rows(model) -> list[dict]:
                      "output shape": str(tuple(shape.shape)) if shape is not None else "",
                      "params": int(layer.count_params())})
     return rows
+
+
+def layer_graph(model) -> str:
+    """Graphviz DOT source of the layer graph: a box per layer (type, output shape, parameters), an edge
+    per input it takes (read from each layer's inbound nodes, so branches and merges show as they are)."""
+    def quote(*parts: str) -> str:  # a DOT string, one line per part
+        return '"' + "\\n".join(str(p).replace("\\", "/").replace('"', "'") for p in parts) + '"'
+
+    lines = ["digraph model {", '  rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
+             'fontname="Helvetica", fontsize=10]; edge [color="#777777"];']
+    ids = {id(layer): f"n{k}" for k, layer in enumerate(model.layers)}
+    for layer, row in zip(model.layers, summary_rows(model)):
+        params = f"{row['params']:,} params" if row["params"] else "no params"
+        label = quote(row["layer"], f"{row['type']}  {row['output shape'].replace('None', '?')}", params)
+        lines.append(f"  {ids[id(layer)]} [label={label}];")
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                source = id(tensor._keras_history.operation)
+                if source in ids:
+                    lines.append(f"  {ids[source]} -> {ids[id(layer)]};")
+    lines.append("}")
+    return "\n".join(lines)

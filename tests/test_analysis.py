@@ -132,3 +132,66 @@ def test_label_issues_find_planted_label_errors_with_a_trained_model(trained):
     labels[planted] = (labels[planted] + 1 + rng.integers(0, 9, 40)) % 10  # a wrong label
     found = set(label_issues(probs, labels)["index"].tolist())
     assert len(found & set(planted.tolist())) >= 30  # most planted errors are flagged
+
+
+def test_class_report_agrees_with_confusion_counts_and_sklearn(trained):
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from core.analysis import class_report
+    from core.inference import predict
+    from core.runs import load_model
+
+    run, _, ds = trained
+    pred = predict(load_model(run.path / "model.keras"), ds.x_test).argmax(1)
+    cm = confusion_matrix(ds.y_test, pred, 10)
+    rows = class_report(cm, ds.class_names)
+    for k, row in enumerate(rows):  # straight from the counts: diagonal over column and row sums
+        assert row["support"] == cm[k].sum() == (ds.y_test == k).sum()
+        assert row["precision"] == pytest.approx(cm[k, k] / cm[:, k].sum() if cm[:, k].sum() else 0.0)
+        assert row["recall"] == pytest.approx(cm[k, k] / cm[k].sum())
+    p, r, f, s = precision_recall_fscore_support(ds.y_test, pred, labels=range(10), zero_division=0)
+    np.testing.assert_allclose([x["precision"] for x in rows], p)
+    np.testing.assert_allclose([x["recall"] for x in rows], r)
+    np.testing.assert_allclose([x["F1"] for x in rows], f)
+    np.testing.assert_array_equal([x["support"] for x in rows], s)
+    # a class never predicted has precision and F1 0, not NaN
+    empty = class_report(np.array([[2, 0], [1, 0]]), ["a", "b"])
+    assert empty[1]["precision"] == empty[1]["F1"] == 0.0 and empty[0]["F1"] == pytest.approx(0.8)
+
+
+def test_calibration_of_known_probabilities():
+    from core.analysis import calibration
+
+    # 10 images all predicted class 0 at 0.8, 6 of them right: one bin, |0.6 - 0.8| = 0.2
+    probs = np.tile([0.8, 0.2], (10, 1))
+    y = np.array([0] * 6 + [1] * 4)
+    cal = calibration(probs, y, bins=10)
+    assert cal["ece"] == pytest.approx(0.2)
+    assert cal["count"].sum() == 10 and cal["count"][7] == 10  # 0.8 lies in (0.7, 0.8]: right-closed bins
+    assert cal["accuracy"][7] == pytest.approx(0.6) and np.isnan(cal["accuracy"][0])
+    assert len(cal["right_confidence"]) == 6 and len(cal["wrong_confidence"]) == 4
+    # two groups: 0.95 conf, all right (gap 0.05); 0.55 conf, 3 of 4 right (gap 0.2) -> (4·0.05 + 4·0.2)/8
+    probs = np.array([[0.95, 0.05]] * 4 + [[0.55, 0.45]] * 4)
+    y = np.array([0, 0, 0, 0, 0, 0, 0, 1])
+    assert calibration(probs, y)["ece"] == pytest.approx((4 * 0.05 + 4 * 0.2) / 8)
+    # perfectly calibrated: a confidence-0.75 bin that is right 3 times in 4 -> ECE 0
+    assert calibration(np.tile([0.75, 0.25], (4, 1)), np.array([0, 0, 0, 1]))["ece"] == pytest.approx(0.0)
+
+
+def test_calibration_of_a_real_model_with_known_probabilities():
+    """A real Keras model whose output ignores the input (zero kernel): its probabilities are the bias's
+    softmax, known in advance, so the ECE is |accuracy − that confidence|."""
+    import keras
+
+    from core.analysis import calibration
+    from core.inference import predict
+
+    inputs = keras.Input((4,))
+    layer = keras.layers.Dense(3, kernel_initializer="zeros")
+    model = keras.Model(inputs, layer(inputs))
+    layer.bias.assign(np.log([0.7, 0.2, 0.1]).astype("float32"))
+    x = np.random.default_rng(0).integers(0, 255, (20, 4)).astype(np.uint8)
+    probs = predict(model, x)
+    np.testing.assert_allclose(probs, np.tile([0.7, 0.2, 0.1], (20, 1)), atol=1e-6)
+    y = np.array([0] * 9 + [1] * 11)  # 45 % right at 70 % confidence
+    assert calibration(probs, y)["ece"] == pytest.approx(0.25, abs=1e-6)

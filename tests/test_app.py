@@ -461,7 +461,7 @@ def test_why_overlays_on_predict_and_mistake_detail(mnist_run, mnist_cm):
 
     at = open_page(new_app(mnist_run), "app_pages/mistakes.py")
     button(at, "Details").click().run()
-    at.toggle(key="why_mistake").set_value(True).run()
+    at.toggle(key="why_detail").set_value(True).run()
     assert_clean(at, "why on a mistake")
     assert any(c.startswith("gradient × input for '") for c in captions(at)), captions(at)
 

@@ -185,3 +185,17 @@ def test_cnn_strong_validates_well_after_few_steps(mnist_small):
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # 64 steps, about one epoch of the offline subset
     _, val_acc = model.evaluate(mnist_small.x_test, mnist_small.y_test, verbose=0)
     assert val_acc > 0.6, val_acc
+
+
+def test_layer_graph_has_every_layer_and_edge():
+    from core.models import layer_graph
+
+    model = build_model("cnn", (28, 28), 10)
+    dot = layer_graph(model)
+    assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+    for row in summary_rows(model):
+        assert f'{row["layer"]}\\n{row["type"]}' in dot
+        assert (f"{row['params']:,} params" if row["params"] else "no params") in dot
+    edges = [line for line in dot.splitlines() if "->" in line]
+    assert len(edges) == len(model.layers) - 1  # a chain: every layer but the input has one input
+    assert "(?, 28, 28, 16)" in dot  # output shapes, the batch axis as ?

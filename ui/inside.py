@@ -1,0 +1,78 @@
+"""App-layer caches for looking inside the active model: its activation sub-model, test-set embeddings,
+their 2-D maps, near-duplicates and outliers (per model file version and data version)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import runs
+from core.datasets import load_dataset
+from ui import state
+
+
+def test_set() -> tuple[runs.Run, object, np.ndarray]:
+    """The active run, its dataset and test-set probabilities; or a message on the page and the end of the run."""
+    run = state.require_run()
+    ds = state.dataset(run.dataset, run.config.get("data_path"))
+    if ds is None:
+        st.stop()
+    return run, ds, state.test_probs(run, ds)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _inspector(path: str, mtime: float):
+    from core.activations import inspector
+
+    found = inspector(state._model(path, mtime))
+    if found is not None and found.model is not None:  # trace the compiled call now, not on the first drawing
+        found(np.zeros(found.model.input_shape[1:], np.uint8))
+    return found
+
+
+def inspector(run: runs.Run):
+    """The run's activation Inspector (None when its graph can't be opened); never mutate it."""
+    return _inspector(str(run.model_path), run.model_path.stat().st_mtime)
+
+
+def _key(run: runs.Run, ds) -> tuple:
+    """Model file version and data version: a retrained model or another data source recomputes."""
+    return str(run.model_path), run.model_path.stat().st_mtime, ds.name, run.config.get("data_path"), ds.source
+
+
+@st.cache_data(max_entries=4, show_spinner="Computing the test set's embeddings…")
+def _embeddings(model_path: str, mtime: float, name: str, path: str | None, source: str) -> np.ndarray:
+    from core.embedding import embeddings
+
+    return embeddings(state._model(model_path, mtime), load_dataset(name, path=path).x_test)
+
+
+@st.cache_data(max_entries=8, show_spinner="Projecting to 2-D…")
+def _projection(model_path: str, mtime: float, name: str, path: str | None, source: str, method: str):
+    from core.embedding import project
+
+    return project(_embeddings(model_path, mtime, name, path, source), method)
+
+
+@st.cache_data(max_entries=4, show_spinner="Finding near-duplicates and outliers…")
+def _neighbours(model_path: str, mtime: float, name: str, path: str | None, source: str) -> tuple[dict, dict]:
+    from core.embedding import near_duplicates, outliers
+
+    emb = _embeddings(model_path, mtime, name, path, source)
+    return near_duplicates(emb), outliers(emb)
+
+
+def embeddings(run: runs.Run, ds) -> np.ndarray | None:
+    """Test-set embeddings, or None with a message on the page (a model with no hidden layer)."""
+    try:
+        return _embeddings(*_key(run, ds))
+    except ValueError as e:
+        st.info(f"**No embedding map for {run.label}.** {state.sentence(e)}")
+        return None
+
+
+def projection(run: runs.Run, ds, method: str) -> np.ndarray:
+    return _projection(*_key(run, ds), method)
+
+
+def neighbours(run: runs.Run, ds) -> tuple[dict, dict]:
+    return _neighbours(*_key(run, ds))
