@@ -9,7 +9,12 @@ Deterministic (seeded numpy RNG; the same fonts give the same file). Each sample
           round brush), stored as the ink coverage (PNG); given to the model as an RGBA array
           with white strokes and a transparent background, exactly what the app's canvas hands over;
   photo   dark ink on light, slightly grey, unevenly lit, noisy paper, stored as the JPEG it is
-          (an upload), side 160-300 px.
+          (an upload), side 160-300 px;
+  scan    (400 more samples after the first 1,000, from their own seeded generator, so those stay
+          as they were) a digit cropped tight to the frame edge (a fifth stretched to a square, as
+          size-normalised collections do), shrunk to 10-28 px (a fifth binary), blurred and blown up
+          to 64×64, dark ink on light paper or light ink on dark, stroke 4-16 % of the digit's height;
+          stored as the PNG it is.
 and its digit comes from one of
   font       a handwriting-like font's glyph (its own outline, strokes made 0.5x-2x as thick);
   brush      that glyph's skeleton re-drawn with a round brush of 8-32 px (a canvas stroke);
@@ -29,7 +34,9 @@ A font that is missing is skipped with a warning (and the file then differs).
 Arrays in the npz (no pickles): data (uint8, all encoded images back to back), offsets (N+1),
 label, source ('font'/'brush'/'synthetic'), medium ('canvas'/'photo'), font (file name or ''),
 height (digit height in px), frac (digit height / image side), stroke (stroke width in canvas px:
-the brush, or for 'font' an estimate), angle (degrees), split ('val' = for choosing a model, 'test' = for the reported figure).
+the brush, or for 'font' an estimate), angle (degrees), split ('val' = for choosing a model, 'test' = for
+the reported figure), res (a scan's low resolution, 0 otherwise), stretch (a scan stretched to a square),
+polarity ('light' ink on dark or 'dark' ink on light).
 
 evaluate(model, split) runs a sample through core.inference.preprocess + predict as the app does
 and returns the accuracy overall and per group; train_defaults.py and the tests use it.
