@@ -302,8 +302,8 @@ def as_scan(cov: Image.Image, rng, res: int | None = None, stretch: bool | None 
 
     The ink's box is cropped (edge to edge, sometimes a pixel cut off), either stretched to a square
     (size-normalised collections) or padded to one, shrunk to res×res (10-28 px; a fifth of them
-    binary), blurred, blown up with
-    bilinear or bicubic resampling and put on uneven paper: dark ink on light or light ink on dark."""
+    binary), blurred, blown up with bilinear or bicubic resampling, blurred again and put on uneven
+    paper: dark ink on light or light ink on dark."""
     a = np.asarray(cov, np.float32)
     ys, xs = np.nonzero(a > 64)
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
@@ -419,7 +419,7 @@ def load(path: Path = OUT) -> dict[str, np.ndarray]:
 
 
 def image(d: dict, i: int):
-    """Sample i as the app receives it: the canvas's RGBA array, or the uploaded photo's bytes."""
+    """Sample i as the app receives it: the canvas's RGBA array, or the uploaded photo's or scan's bytes."""
     blob = d["data"][d["offsets"][i]:d["offsets"][i + 1]].tobytes()
     if d["medium"][i] in ("photo", "scan"):
         return blob

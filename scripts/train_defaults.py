@@ -147,7 +147,6 @@ def write_probs(name: str) -> None:
 
 def train_mnist(seeds=MNIST_SEEDS) -> None:
     import make_drawn_digits as drawn
-
     from core import runs
 
     ds = _with_extra(_load("mnist"), **MNIST_EXTRA)
