@@ -9,7 +9,12 @@ Deterministic (seeded numpy RNG; the same fonts give the same file). Each sample
           round brush), stored as the ink coverage (PNG); given to the model as an RGBA array
           with white strokes and a transparent background, exactly what the app's canvas hands over;
   photo   dark ink on light, slightly grey, unevenly lit, noisy paper, stored as the JPEG it is
-          (an upload), side 160-300 px.
+          (an upload), side 160-300 px;
+  scan    (400 more samples after the first 1,000, from their own seeded generator, so those stay
+          as they were) a digit cropped tight to the frame edge (a fifth stretched to a square, as
+          size-normalised collections do), shrunk to 10-28 px (a fifth binary), blurred and blown up
+          to 64×64, dark ink on light paper or light ink on dark, stroke 4-16 % of the digit's height;
+          stored as the PNG it is.
 and its digit comes from one of
   font       a handwriting-like font's glyph (its own outline, strokes made 0.5x-2x as thick);
   brush      that glyph's skeleton re-drawn with a round brush of 8-32 px (a canvas stroke);
@@ -29,7 +34,9 @@ A font that is missing is skipped with a warning (and the file then differs).
 Arrays in the npz (no pickles): data (uint8, all encoded images back to back), offsets (N+1),
 label, source ('font'/'brush'/'synthetic'), medium ('canvas'/'photo'), font (file name or ''),
 height (digit height in px), frac (digit height / image side), stroke (stroke width in canvas px:
-the brush, or for 'font' an estimate), angle (degrees), split ('val' = for choosing a model, 'test' = for the reported figure).
+the brush, or for 'font' an estimate), angle (degrees), split ('val' = for choosing a model, 'test' = for
+the reported figure), res (a scan's low resolution, 0 otherwise), stretch (a scan stretched to a square),
+polarity ('light' ink on dark or 'dark' ink on light).
 
 evaluate(model, split) runs a sample through core.inference.preprocess + predict as the app does
 and returns the accuracy overall and per group; train_defaults.py and the tests use it.
@@ -51,6 +58,7 @@ SEED = 20240601
 N = 1000          # 100 per digit; alternate tens go to 'val' and 'test'
 SIDE = 280        # the app's canvas
 SS = 2            # supersampling for antialiased strokes
+N_SCAN = 400      # then 40 scans per digit, split the same way
 
 FONT_DIRS = ("/usr/share/fonts/opentype", "/usr/share/fonts/truetype")
 # handwriting-like fonts (file name: relative weight of its share); plain fonts add a little variety
@@ -285,13 +293,57 @@ def as_photo(cov: Image.Image, rng) -> bytes:
     return buf.getvalue()
 
 
+SCAN_SIDE = 64  # a scanned digit is handed over blown up to this side
+
+
+def as_scan(cov: Image.Image, rng, res: int | None = None, stretch: bool | None = None,
+            dark: bool | None = None) -> tuple[bytes, int, bool, bool]:
+    """A tightly cropped, low-resolution scan blown up to 64×64 with blur; PNG bytes, res, stretch, dark.
+
+    The ink's box is cropped (edge to edge, sometimes a pixel cut off), either stretched to a square
+    (size-normalised collections) or padded to one, shrunk to res×res (10-28 px; a fifth of them
+    binary), blurred, blown up with bilinear or bicubic resampling, blurred again and put on uneven
+    paper: dark ink on light or light ink on dark."""
+    a = np.asarray(cov, np.float32)
+    ys, xs = np.nonzero(a > 64)
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    pad = int(round(rng.uniform(-0.03, 0.06) * max(bottom - top, right - left)))
+    top, left = max(0, top - pad), max(0, left - pad)
+    bottom, right = min(a.shape[0], bottom + pad), min(a.shape[1], right + pad)
+    crop = a[top:bottom, left:right]
+    stretch = bool(rng.random() < 0.2) if stretch is None else stretch
+    if not stretch:
+        h, w = crop.shape
+        side = max(h, w)
+        sq = np.zeros((side, side), np.float32)
+        sq[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = crop
+        crop = sq
+    res = int(rng.integers(10, 29)) if res is None else res
+    small = Image.fromarray(crop.astype(np.uint8)).resize((res, res), Image.BOX)
+    if rng.random() < 0.2:  # some collections store binary pixels
+        small = small.point(lambda v: 255 if v > 127 else 0)
+    small = small.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 0.6)))
+    up = small.resize((SCAN_SIDE, SCAN_SIDE), Image.BICUBIC if rng.random() < 0.5 else Image.BILINEAR)
+    up = up.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.5)))
+    c = np.clip(np.asarray(up, np.float32) / 255 * rng.uniform(0.8, 1.25), 0, 1)
+    dark = bool(rng.random() < 0.5) if dark is None else dark
+    yy, xx = np.mgrid[0:SCAN_SIDE, 0:SCAN_SIDE] / SCAN_SIDE
+    tilt = rng.uniform(-30, 30) * (xx - 0.5) + rng.uniform(-30, 30) * (yy - 0.5)
+    if dark:  # pen on paper
+        paper, ink = rng.uniform(170, 250) + tilt, rng.uniform(0, 90)
+    else:     # white-on-black collections, or an inverted scan
+        paper, ink = rng.uniform(0, 60) + np.abs(tilt), rng.uniform(170, 255)
+    img = paper * (1 - c) + ink * c + rng.normal(0, rng.uniform(0, 6), c.shape)
+    return png(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))), res, stretch, dark
+
+
 def png(cov: Image.Image) -> bytes:
     buf = io.BytesIO()
     cov.save(buf, "PNG", optimize=True)
     return buf.getvalue()
 
 
-def make(n: int = N, seed: int = SEED) -> dict[str, np.ndarray]:
+def make(n: int = N, seed: int = SEED, n_scan: int = N_SCAN) -> dict[str, np.ndarray]:
     fonts = _font_files()
     missing = sorted(set(FONTS) - set(fonts))
     if missing:
@@ -299,7 +351,8 @@ def make(n: int = N, seed: int = SEED) -> dict[str, np.ndarray]:
     if not fonts:
         raise SystemExit("no fonts found: apt-get install the packages named in this script's docstring")
     rng = np.random.default_rng(seed)
-    cols = {k: [] for k in ("label", "source", "medium", "font", "height", "frac", "stroke", "angle", "split")}
+    cols = {k: [] for k in ("label", "source", "medium", "font", "height", "frac", "stroke", "angle", "split",
+                            "res", "stretch", "polarity")}
     blobs = []
     for i in range(n):
         label = i % 10
@@ -326,12 +379,35 @@ def make(n: int = N, seed: int = SEED) -> dict[str, np.ndarray]:
         cols["stroke"].append(round(stroke_width(a) * SIDE / side if source == "font" else brush, 1))
         cols["angle"].append(round(angle, 1))
         cols["split"].append("val" if (i // 10) % 2 == 0 else "test")
+        cols["res"].append(0)
+        cols["stretch"].append(False)
+        cols["polarity"].append("dark" if medium == "photo" else "light")
+    # the scans come after, from their own generator, so the first n samples stay as they always were
+    rng = np.random.default_rng(seed + 1)
+    for i in range(n_scan):
+        label = i % 10
+        source = str(rng.choice(["font", "brush", "synthetic"], p=[0.3, 0.3, 0.4]))
+        height = rng.uniform(0.5, 0.9) * SIDE
+        brush = rng.uniform(0.04, 0.16) * height  # thin pen to felt marker
+        angle = rng.uniform(-12, 12)
+        cov, font = render(label, source, rng, fonts, SIDE, height, brush, angle)
+        blob, res, stretch, dark = as_scan(cov, rng)
+        blobs.append(blob)
+        for k, v in (("label", label), ("source", source), ("medium", "scan"), ("font", font),
+                     ("height", SCAN_SIDE), ("frac", 1.0), ("angle", round(angle, 1)), ("res", res),
+                     ("stretch", stretch), ("polarity", "dark" if dark else "light"),
+                     ("split", "val" if (i // 10) % 2 == 0 else "test")):
+            cols[k].append(v)
+        a = np.asarray(cov)
+        cols["stroke"].append(round(stroke_width(a) if source == "font" else brush, 1))
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
     out = {"data": np.frombuffer(b"".join(blobs), np.uint8), "offsets": offsets}
     for k, v in cols.items():
         out[k] = np.array(v, dtype=np.float32 if k in ("frac", "stroke", "angle") else None)
     out["label"] = out["label"].astype(np.uint8)
     out["height"] = out["height"].astype(np.int16)
+    out["res"] = out["res"].astype(np.int16)
+    out["stretch"] = out["stretch"].astype(bool)
     return out
 
 
@@ -343,9 +419,9 @@ def load(path: Path = OUT) -> dict[str, np.ndarray]:
 
 
 def image(d: dict, i: int):
-    """Sample i as the app receives it: the canvas's RGBA array, or the uploaded photo's bytes."""
+    """Sample i as the app receives it: the canvas's RGBA array, or the uploaded photo's or scan's bytes."""
     blob = d["data"][d["offsets"][i]:d["offsets"][i + 1]].tobytes()
-    if d["medium"][i] == "photo":
+    if d["medium"][i] in ("photo", "scan"):
         return blob
     cov = np.asarray(Image.open(io.BytesIO(blob)).convert("L"))
     rgba = np.zeros((*cov.shape, 4), np.uint8)
@@ -356,11 +432,16 @@ def image(d: dict, i: int):
 
 def groups(d: dict) -> dict[str, np.ndarray]:
     """Boolean masks of the reported groups."""
-    small = d["frac"] < 120 / SIDE
-    thin = d["stroke"] < 18
-    return {"font": d["source"] == "font", "brush": d["source"] == "brush",
-            "synthetic": d["source"] == "synthetic", "canvas": d["medium"] == "canvas",
-            "photo": d["medium"] == "photo", "small": small, "large": ~small, "thin": thin, "thick": ~thin}
+    drawn = d["medium"] != "scan"
+    small = drawn & (d["frac"] < 120 / SIDE)
+    thin = drawn & (d["stroke"] < 18)
+    scan = ~drawn
+    return {"drawn": drawn, "font": drawn & (d["source"] == "font"), "brush": drawn & (d["source"] == "brush"),
+            "synthetic": drawn & (d["source"] == "synthetic"), "canvas": d["medium"] == "canvas",
+            "photo": d["medium"] == "photo", "small": small, "large": drawn & ~small, "thin": thin,
+            "thick": drawn & ~thin, "scan": scan, "scan_dark": scan & (d["polarity"] == "dark"),
+            "scan_light": scan & (d["polarity"] == "light"), "scan_lowres": scan & (d["res"] < 16),
+            "scan_stretched": scan & d["stretch"]}
 
 
 def evaluate(model, split: str = "test", path: Path = OUT) -> dict:

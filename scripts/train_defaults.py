@@ -1,6 +1,6 @@
 """Train the bundled pretrained models into assets/models/<name>/ (reproducible, offline).
 
-    .venv/bin/python scripts/train_defaults.py mnist           # 3 seeds, keeps the best on drawn digits
+    .venv/bin/python scripts/train_defaults.py mnist           # seed 0 (--seeds 0 1 2: keeps the best on drawn digits)
     .venv/bin/python scripts/train_defaults.py fashion_mnist
     .venv/bin/python scripts/train_defaults.py all
     .venv/bin/python scripts/train_defaults.py probs          # only re-write test_probs.npy of both
@@ -15,10 +15,14 @@ only while the data source matches run.json's).
 
 Data: the Keras download cache is hidden (KERAS_HOME points at an empty temp folder) and
 CLASSIFIER_LAB_OFFLINE=1, so 'mnist' is always the bundled offline subset (trained on its 8,000
-training digits, 10 % of them held out for validation; its 2,000 test digits are never seen) and
+training digits plus the generated ones below, 10 % held out for validation; its 2,000 test digits
+are never seen) and
 'fashion_mnist' is Debian's dataset-fashion-mnist (60k/10k).
 
-MNIST: training runs differ a lot in how well they read digits drawn on the app's canvas, so
+MNIST: the 8,000 training digits are joined by 6,000 generated ones in the styles people hand the
+app (scripts/drawn_training.py: MNIST digits and font/brush/synthetic shapes, elastically bent, as
+canvas drawings, paper photos and tight low-resolution scans, each through core.inference.preprocess
+as at prediction time). Training runs differ in how well they read digits drawn in the app, so
 several seeds are trained and the one with the best accuracy on the validation half of
 assets/data/drawn_digits.npz (scripts/make_drawn_digits.py) is kept; its test half gives the figure
 reported in assets/models/README.md. Nothing here looks at the test half when choosing.
@@ -45,7 +49,10 @@ CONFIGS = {
                           learning_rate=2e-3, optimizer="adamw", schedule="cosine", validation_split=0.1,
                           seed=0),
 }
-MNIST_SEEDS = (0, 1, 2)
+MNIST_SEEDS = (0,)  # one seed fits the shared machine's budget; --seeds 0 1 2 compares more
+# extra training digits in the app's input styles (scripts/drawn_training.py), added to the 8,000 MNIST
+# training digits; their seed is not the evaluation set's
+MNIST_EXTRA = dict(n=6000, seed=7)
 EXPECTED_SOURCE = {"mnist": "offline subset", "fashion_mnist": "Debian package"}
 BUNDLED = ROOT / "assets" / "models"
 
@@ -56,13 +63,33 @@ def _isolate_data() -> None:
     os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras-home-")
 
 
-def _train(name: str, runs_dir: Path, **overrides):
+def _load(name: str):
     from core.datasets import load_dataset
-    from core.training import TrainConfig, train
 
     ds = load_dataset(name)
     if EXPECTED_SOURCE[name] not in ds.source:
         raise SystemExit(f"{name}: unexpected data source {ds.source!r}")
+    return ds
+
+
+def _with_extra(ds, n: int, seed: int):
+    """The dataset with n generated digits (drawn_training.make_training) added to its training split."""
+    import dataclasses
+
+    import numpy as np
+    from drawn_training import make_training
+
+    t0 = time.perf_counter()
+    x, y = make_training(n, seed, ds.x_train, ds.y_train)
+    print(f"generated {len(y)} extra training digits in {time.perf_counter() - t0:.0f} s", flush=True)
+    return dataclasses.replace(ds, x_train=np.concatenate([ds.x_train, x]),
+                               y_train=np.concatenate([ds.y_train, y.astype(ds.y_train.dtype)]))
+
+
+def _train(name: str, runs_dir: Path, ds=None, **overrides):
+    from core.training import TrainConfig, train
+
+    ds = ds or _load(name)
     cfg = TrainConfig(**{**CONFIGS[name], **overrides, "runs_dir": str(runs_dir)})
     t0 = time.perf_counter()
     run = train(cfg, dataset=ds)
@@ -122,30 +149,40 @@ def train_mnist(seeds=MNIST_SEEDS) -> None:
     import make_drawn_digits as drawn
     from core import runs
 
+    ds = _with_extra(_load("mnist"), **MNIST_EXTRA)
     with tempfile.TemporaryDirectory(prefix="defaults-mnist-") as tmp:
         results = []
         for seed in seeds:
-            run = _train("mnist", Path(tmp), seed=seed)
+            run = _train("mnist", Path(tmp), ds, seed=seed)
             model = runs.load_model(run.model_path)
             val = drawn.evaluate(model, "val")
             print(f"  drawn-digit validation accuracy {val['accuracy']:.4f}", flush=True)
             results.append((val["accuracy"], run.meta["test_accuracy"], -seed, run))
-        best = max(results, key=lambda r: r[:3])[3]
-        test = drawn.evaluate(runs.load_model(best.model_path), "test")
-        print(f"chose seed {best.config['seed']}: drawn-digit test accuracy {test['accuracy']:.4f}", flush=True)
-        for name, acc in test["groups"].items():
-            print(f"  {name:12s} {acc['accuracy']:.4f} ({acc['n']})")
-        extra = {
-            "seeds": {str(r[3].config["seed"]): {"drawn_digits_val_accuracy": round(r[0], 4),
-                                                 "test_accuracy": round(r[1], 4),
-                                                 "fit_seconds": r[3].meta.get("fit_seconds")} for r in results},
-            "chosen_seed": best.config["seed"],
-            "chosen_by": "best accuracy on the validation half of assets/data/drawn_digits.npz",
-            "drawn_digits_test": {"accuracy": round(test["accuracy"], 4), "n": test["n"],
-                                  "groups": {k: {"accuracy": round(v["accuracy"], 4), "n": v["n"]}
-                                             for k, v in test["groups"].items()}},
-        }
-        _export(best, "mnist", extra)
+        export_best_mnist(results)
+
+
+def export_best_mnist(results: list[tuple]) -> None:
+    """Export the run with the best drawn-digit validation accuracy, (val, test, -seed, run) per seed."""
+    import make_drawn_digits as drawn
+    from core import runs
+
+    best = max(results, key=lambda r: r[:3])[3]
+    test = drawn.evaluate(runs.load_model(best.model_path), "test")
+    print(f"chose seed {best.config['seed']}: drawn-digit test accuracy {test['accuracy']:.4f}", flush=True)
+    for name, acc in test["groups"].items():
+        print(f"  {name:14s} {acc['accuracy']:.4f} ({acc['n']})")
+    extra = {
+        "seeds": {str(r[3].config["seed"]): {"drawn_digits_val_accuracy": round(r[0], 4),
+                                             "test_accuracy": round(r[1], 4),
+                                             "fit_seconds": r[3].meta.get("fit_seconds")} for r in results},
+        "chosen_seed": best.config["seed"],
+        "chosen_by": "best accuracy on the validation half of assets/data/drawn_digits.npz",
+        "extra_training_digits": {**MNIST_EXTRA, "made_by": "scripts/drawn_training.py make_training"},
+        "drawn_digits_test": {"accuracy": round(test["accuracy"], 4), "n": test["n"],
+                              "groups": {k: {"accuracy": round(v["accuracy"], 4), "n": v["n"]}
+                                         for k, v in test["groups"].items()}},
+    }
+    _export(best, "mnist", extra)
 
 
 def train_fashion() -> None:
