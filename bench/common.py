@@ -49,7 +49,8 @@ def alternate(a, b, repeats: int, log=print) -> list[tuple]:
         else:
             vb = b()
             va = a()
-        show = lambda v: " ".join(f"{x:.4g}" for x in (v if isinstance(v, tuple) else (v,)))  # noqa: E731
+        show = lambda v: " ".join(f"{x:.4g}" for x in (v if isinstance(v, tuple) else (v,))  # noqa: E731
+                                  if isinstance(x, (int, float)))  # details (a dict of figures) stay out of the log
         ha, hb = (v[0] if isinstance(v, tuple) else v for v in (va, vb))
         log(f"  round {i + 1}/{repeats}: A {show(va)}  B {show(vb)}  A/B {ha / hb:.3f}")
         pairs.append((va, vb))
