@@ -1,6 +1,6 @@
 """Run every benchmark, print one table and regenerate docs/benchmarks.md.
 
-    python bench/run_all.py            # full: ~30 min on a quiet 2-core machine (the presets take most)
+    python bench/run_all.py            # full: ~1 h on a quiet 2-core machine (presets, watched, memory)
     python bench/run_all.py --quick    # small sizes: a few minutes
     python bench/run_all.py --only predict mistakes   # rerun these, keep the other results
     python bench/run_all.py --render   # rewrite the Markdown from docs/benchmarks.json (after editing analysis.md)
