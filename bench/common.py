@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import socket
 import statistics
 import sys
@@ -48,7 +49,8 @@ def alternate(a, b, repeats: int, log=print) -> list[tuple]:
         else:
             vb = b()
             va = a()
-        show = lambda v: " ".join(f"{x:.4g}" for x in (v if isinstance(v, tuple) else (v,)))  # noqa: E731
+        show = lambda v: " ".join(f"{x:.4g}" for x in (v if isinstance(v, tuple) else (v,))  # noqa: E731
+                                  if isinstance(x, (int, float)))  # details (a dict of figures) stay out of the log
         ha, hb = (v[0] if isinstance(v, tuple) else v for v in (va, vb))
         log(f"  round {i + 1}/{repeats}: A {show(va)}  B {show(vb)}  A/B {ha / hb:.3f}")
         pairs.append((va, vb))
@@ -206,14 +208,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(runs_dir: str, log_path: str):
+def start_app(runs_dir: str, log_path: str, **extra_env):
     """`streamlit run streamlit_app.py` as a user starts it (headless, its own process group):
-    (process, url). The environment is the user's: no CLASSIFIER_LAB_OFFLINE."""
+    (process, url). The environment is the user's (no CLASSIFIER_LAB_OFFLINE) plus `extra_env`."""
     import subprocess
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CLASSIFIER_LAB_OFFLINE"}
-    env.update(CLASSIFIER_LAB_RUNS=str(runs_dir), PYTHONUNBUFFERED="1")
+    env.update(CLASSIFIER_LAB_RUNS=str(runs_dir), PYTHONUNBUFFERED="1", **extra_env)
     cmd = [PYTHON, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
            "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
            "--server.fileWatcherType", "none"]
@@ -267,3 +269,149 @@ def wait_idle(page, timeout: float = 120_000) -> None:
     page.wait_for_function(
         "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
         " && !document.querySelector('[data-stale=true]')", timeout=timeout)
+
+
+# --- CPU of processes ------------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the process's own threads (not its children); nan once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below pid (children, their children, …)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class CpuSampler:
+    """Samples the CPU seconds of named groups of processes (name -> function giving their pids) every
+    `every` s in a thread; cpu_percent(name, t0, t1) is a group's CPU % of one core between two times."""
+
+    def __init__(self, groups: dict, every: float = 0.5):
+        import threading
+
+        self.groups, self.every = groups, every
+        self.samples: list[tuple[float, dict]] = []
+        self._seen: dict[str, dict[int, float]] = {name: {} for name in groups}  # pid -> last CPU s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            self.sample()
+            if self._done.wait(self.every):
+                return
+
+    def sample(self) -> None:
+        now, totals = time.time(), {}
+        for name, pids in self.groups.items():
+            seen = self._seen[name]
+            for pid in pids():
+                cpu = cpu_seconds(pid)
+                if cpu == cpu:  # a process that has gone keeps its last figure in the total
+                    seen[pid] = cpu
+            totals[name] = sum(seen.values())
+        self.samples.append((now, totals))
+
+    def _at(self, name: str, t: float) -> float:
+        """The group's CPU seconds at time t, interpolated between samples."""
+        pts = [(ts, v[name]) for ts, v in self.samples]
+        before = [p for p in pts if p[0] <= t] or pts[:1]
+        after = [p for p in pts if p[0] >= t] or pts[-1:]
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        return c0 if t1 == t0 else c0 + (c1 - c0) * (t - t0) / (t1 - t0)
+
+    def cpu_percent(self, name: str, t0: float, t1: float) -> float:
+        return (self._at(name, t1) - self._at(name, t0)) / max(t1 - t0, 1e-9) * 100
+
+
+def fit_window(run_dir: Path) -> tuple[float, float]:
+    """(epoch time when fit began, when it ended) from the run's live feed: its 'training' and
+    'evaluating' status lines (the feed's own clock, time.time())."""
+    start = end = float("nan")
+    for raw in (Path(run_dir) / "feed.jsonl").read_text().splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        status = line.get("s", {}).get("status")
+        if status == "training" and start != start:
+            start = line["t"]
+        elif status == "evaluating":
+            end = line["t"]
+    return start, end
+
+
+# --- the Train page --------------------------------------------------------------------------------------
+
+def open_train_form(page, url: str, settings: dict) -> None:
+    """The Train page with its form filled from the address (ui.settings reads dataset, arch, epochs,
+    batch, samples, val, seed from it), as a shared link opens it."""
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/train?{urlencode(settings)}")
+    expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=180_000)
+    wait_idle(page, 180_000)
+
+
+def start_and_watch(page, runs_dir: Path, timeout: float = 1800.0) -> Path:
+    """Click Start training, keep the page open while it redraws the live run, until the run has ended
+    and the page shows its result; the run's folder."""
+    from playwright.sync_api import expect
+
+    before = {p.name for p in Path(runs_dir).iterdir()}
+    page.get_by_role("button", name="Start training").click()
+    deadline = time.monotonic() + timeout
+    run_dir = None
+    while time.monotonic() < deadline:
+        if run_dir is None:
+            new = [p for p in Path(runs_dir).iterdir() if p.name not in before and (p / "run.json").is_file()]
+            run_dir = new[0] if new else None
+        if run_dir is not None:
+            status = json.loads((run_dir / "run.json").read_text()).get("status")
+            if status not in ("queued", "running"):
+                break
+        time.sleep(0.5)
+    else:
+        raise TimeoutError(f"the training started from the page did not end within {timeout:.0f} s")
+    if status != "finished":
+        raise RuntimeError(f"run {run_dir.name} {status}: {json.loads((run_dir / 'run.json').read_text()).get('error')}")
+    expect(page.get_by_text(re.compile(rf"Run {re.escape(run_dir.name)} finished"))).to_be_visible(timeout=120_000)
+    return run_dir

@@ -1,6 +1,6 @@
 """Run every benchmark, print one table and regenerate docs/benchmarks.md.
 
-    python bench/run_all.py            # full: ~30 min on a quiet 2-core machine (the presets take most)
+    python bench/run_all.py            # full: ~1 h on a quiet 2-core machine (presets, watched, memory)
     python bench/run_all.py --quick    # small sizes: a few minutes
     python bench/run_all.py --only predict mistakes   # rerun these, keep the other results
     python bench/run_all.py --render   # rewrite the Markdown from docs/benchmarks.json (after editing analysis.md)
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "predict", "mistakes", "inside", "startup", "memory", "presets", "export")
+BENCHES = ("training", "watched", "predict", "mistakes", "inside", "startup", "memory", "presets", "export")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -32,10 +32,17 @@ METHOD = """\
   Comparisons (train() against a bare `model.fit`) alternate A and B in the same process (A B, B A, …)
   and report the median of the per-round ratios with min–max. CPU-time ratios, far less sensitive to
   other processes, are shown beside the wall-clock ones.
-- **Training overhead** (`bench_training.py`): `core.training.train` with its LiveMetrics and RunWriter
-  callbacks and a thread reading the MetricsStore once a second (as the Train page does), against the
-  same model builder, compile, split, batch size and epochs in `model.fit(verbose=0)`. Throughput =
-  training samples × epochs / seconds in `fit`.
+- **Callbacks overhead** (`bench_training.py`): `core.training.train` as a worker runs it (LiveMetrics
+  and RunWriter callbacks, the live feed appended to feed.jsonl by a Publisher), against the same model
+  builder, compile, split, batch size and epochs in `model.fit(verbose=0)`, both in the benchmark's
+  process. Throughput = training samples × epochs / seconds in `fit`. What a user waits for is *watched*.
+- **Watched training** (`bench_watched.py`, issue #12): the real app (`streamlit run`, offline, a temp
+  runs folder) with the Train page open in headless Chromium; the training is started with the form's
+  Start training (settings from the page's address) and the page stays open, redrawing once a second,
+  until the result shows. Against `python -m core train` with the same settings. Both train in a worker
+  process; throughput = `data.n_train` × `epochs_done` / `fit_seconds` from each run's run.json; A/B
+  alternated. CPU % (of one core, from /proc/<pid>/stat) of the server, of Chromium and of the worker
+  are sampled every 0.5 s and taken over the fit (the feed's "training" to "evaluating" lines).
 - **Prediction latency** (`bench_predict.py`): `predict_image` (preprocess + model) on 280×280 RGBA
   canvas drawings made with PIL, bundled MNIST model; p50/p95 over all calls after 5 warm-up calls.
 - **Mistakes page** (`bench_mistakes.py`): test-set predictions + `analysis.summary` + `analysis.mistakes`
@@ -51,8 +58,8 @@ METHOD = """\
   visible in headless Chromium (`/usr/bin/chromium`); the first start is "cold", the median of the
   others "warm". The browser is started beforehand.
 - **Memory** (`bench_memory.py`): VmHWM/VmRSS from `/proc/<pid>/status` of the server process after
-  Playwright visits Mistakes on MNIST and then Fashion-MNIST; RSS of one process after each of 10
-  consecutive short trainings.
+  Playwright visits Mistakes on MNIST and then Fashion-MNIST; then, on a fresh server, its VmRSS after
+  each of 10 short trainings started one after another from the Train page and watched to their result.
 - **Presets** (`bench_presets.py`): every architecture in `core.models.ARCHITECTURES` trained by
   `train()`; full mode uses the whole training split and the architecture's default epochs, stopped
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.

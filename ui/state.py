@@ -1,6 +1,7 @@
 """App-layer state: cached models and predictions, the active dataset and model, the sidebar."""
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,11 @@ def warm_tensorflow() -> threading.Thread:
         import keras  # noqa: F401  (imports tensorflow)
 
         import core.layers  # noqa: F401
+        # Streamlit runs gc.collect(2) after every script run, the Train page's redraw each second too:
+        # over TensorFlow's ~400k objects that is ~0.1–0.2 s of CPU with the GIL held, which a training
+        # on the same cores loses (issue #12). They live as long as the server: out of the collector's sight.
+        gc.collect()
+        gc.freeze()
     thread = threading.Thread(target=_import, name="warm-tensorflow", daemon=True)
     thread.start()
     return thread
