@@ -22,7 +22,7 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets")
+BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets", "tuning")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -51,6 +51,9 @@ METHOD = """\
 - **Presets** (`bench_presets.py`): every architecture in `core.models.ARCHITECTURES` trained by
   `train()`; full mode uses the whole training split and the architecture's default epochs, stopped
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.
+- **Tuning** (`bench_tuning.py`): learning-rate range tests of `cnn` and `dense` on Fashion-MNIST through the
+  engine, timed from submit to the result on disk (worker start included); a 4-run sweep on one worker
+  slot, then on two.
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run
