@@ -63,7 +63,8 @@ if not known:
 ids = [s["id"] for s in known]
 if st.session_state.get(tuning.SWEEP_KEY) not in ids:  # first visit: the address's sweep, else the newest
     st.session_state[tuning.SWEEP_KEY] = st.query_params.get("sweep") if st.query_params.get("sweep") in ids else ids[0]
-chosen = st.selectbox("Sweep", ids, key=tuning.SWEEP_KEY, format_func=lambda i: f"{i} · {len(next(s for s in known if s['id'] == i)['runs'])} runs")
+sizes = {s["id"]: len(s["runs"]) for s in known}
+chosen = st.selectbox("Sweep", ids, key=tuning.SWEEP_KEY, format_func=lambda i: f"{i} · {sizes[i]} runs")
 st.query_params["sweep"] = chosen
 active = bool(sweeps.active(sweeps.load(chosen, training.engine().runs_dir), training.engine()))
-st.fragment(run_every=2.0 if active else None)(tuning.sweep_view)(chosen)
+st.fragment(run_every=2.0 if active else None)(tuning.sweep_view)(chosen, active)

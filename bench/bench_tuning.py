@@ -67,16 +67,17 @@ def run(quick: bool) -> list[dict]:
                     walls.append(wall)
                     fits.append(meta["fit_seconds"])
                     lrs.append(meta["suggested_lr"])
-                    common.log(f"lr-find {arch} {i + 1}/{repeats}: {wall:.1f} s end to end, {meta['fit_seconds']:.1f} s "
-                               f"of range test ({meta['lr_find_batches']} batches), suggests {meta['suggested_lr']:.2g}")
+                    common.log(f"lr-find {arch} {i + 1}/{repeats}: {wall:.1f} s end to end, "
+                               f"{meta['fit_seconds']:.1f} s of range test ({meta['lr_find_batches']} batches), "
+                               f"suggests {meta['suggested_lr']:.2g}")
                 judged = arch == "cnn"
                 rows.append(common.row("tuning", f"lr-find {arch} on Fashion-MNIST: submit to result",
                                        round(common.median(walls), 1), "s", spread=common.spread(walls, "{:.1f}"),
                                        target=f"≤ {LR_TARGET_S:g} s" if judged else "",
                                        ok=common.median(walls) <= LR_TARGET_S if judged else None,
-                                       notes=f"{repeats} run(s); worker start, data, {meta['lr_find_batches']} batches"))
-                rows.append(common.row("tuning", f"lr-find {arch}: the range test itself", round(common.median(fits), 1),
-                                       "s", spread=common.spread(fits, "{:.1f}"),
+                                       notes=f"{repeats} run(s): worker start, data, the batches"))
+                rows.append(common.row("tuning", f"lr-find {arch}: the range test itself",
+                                       round(common.median(fits), 1), "s", spread=common.spread(fits, "{:.1f}"),
                                        notes="suggested " + ", ".join(f"{x:.2g}" for x in lrs)))
         finally:
             engine.close()

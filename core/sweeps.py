@@ -114,9 +114,9 @@ def summary(sweep: dict, runs_dir: Path | None = None) -> list[dict]:
                          "test_accuracy": None, "epoch": None})
             continue
         epoch = kept_epoch(run)
-        rows.append({"run": run_id, **combo, "status": run.status, "val_accuracy": _number(epoch.get("val_accuracy")),
-                     "val_loss": _number(epoch.get("val_loss")), "test_accuracy": _number(run.meta.get("test_accuracy")),
-                     "epoch": epoch.get("epoch")})
+        rows.append({"run": run_id, **combo, "status": run.status,
+                     "val_accuracy": _number(epoch.get("val_accuracy")), "val_loss": _number(epoch.get("val_loss")),
+                     "test_accuracy": _number(run.meta.get("test_accuracy")), "epoch": epoch.get("epoch")})
     # a run without a validation accuracy (queued, failed, no validation split) sorts last
     rows.sort(key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0), r["run"]))
     for rank, row in enumerate(rows, 1):

@@ -60,7 +60,8 @@ class TrainConfig:
             raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {', '.join(MODES)}")
         if cfg.mode == "lr_find":
             cfg.schedule = "constant"  # the range test sets the rate itself, batch by batch
-        if cfg.early_stopping_patience is not None and (cfg.early_stopping_patience < 1 or not cfg.validation_split):
+        patience = cfg.early_stopping_patience
+        if patience is not None and (patience < 1 or not cfg.validation_split):
             raise ValueError("early stopping needs a patience ≥ 1 and a validation split > 0 (it watches val loss)")
         if cfg.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -228,8 +229,8 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         raise
     queued = runs.read_json(path / "run.json", {}) if run_dir else {}
     meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), **(queued or {}),
-            "config": cfg.to_dict(), **cfg.labels(), "status": "running", "pid": os.getpid(), "host": os.uname().nodename,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "epochs_done": 0}
+            "config": cfg.to_dict(), **cfg.labels(), "status": "running", "pid": os.getpid(),
+            "host": os.uname().nodename, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "epochs_done": 0}
     runs.set_training(path, True)
     try:
         runs.write_json_atomic(path / "run.json", meta)

@@ -193,7 +193,7 @@ def pixels(image: np.ndarray) -> go.Figure:
 
 
 def lr_curve(record: dict) -> go.Figure:
-    """Range test: each batch's loss (faint) and the smoothed loss against the rate (log axis), the suggestion marked."""
+    """Range test: each batch's loss (faint), the smoothed loss against the rate (log axis), the suggestion."""
     lrs, suggested = record["lrs"], record["suggested_lr"]
     losses = [np.nan if v is None else v for v in record["losses"]]
     top = np.nanmax(record["smoothed"]) * 1.15  # raw losses past divergence would squash the curve
@@ -201,7 +201,8 @@ def lr_curve(record: dict) -> go.Figure:
         dict(type="scatter", x=lrs, y=losses, mode="lines", name="loss per batch", line=dict(color=GREY, width=1)),
         dict(type="scatter", x=lrs, y=record["smoothed"], mode="lines", name="smoothed", line=dict(color=BLUE)),
         dict(type="scatter", x=[suggested], y=[record["smoothed"][record["suggested_index"]]], mode="markers",
-             name=f"suggested {suggested:.2g}", marker=dict(color=RED, size=12, symbol="circle-open", line=dict(width=3))),
+             name=f"suggested {suggested:.2g}",
+             marker=dict(color=RED, size=12, symbol="circle-open", line=dict(width=3))),
     ], layout=dict(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
                    xaxis=dict(type="log", title=dict(text="learning rate"), exponentformat="power"),
                    yaxis=dict(title=dict(text="loss"), range=[0, top]))))

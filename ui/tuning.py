@@ -92,7 +92,7 @@ def use(run_id: str) -> None:
     st.session_state["sweep_used"] = run_id
 
 
-def sweep_view(sweep_id: str) -> None:
+def sweep_view(sweep_id: str, was_active: bool = False) -> None:
     """A sweep's runs ranked by validation accuracy, its parallel coordinates, the best run, Stop."""
     engine = training.engine()
     try:
@@ -102,7 +102,9 @@ def sweep_view(sweep_id: str) -> None:
         return
     rows = sweeps.summary(sweep, engine.runs_dir)
     going = sweeps.active(sweep, engine)
-    ended = sum(r["status"] not in runs.ACTIVE for r in rows)
+    if was_active and not going:
+        st.rerun()  # the sweep has ended: redraw the page once, without the timer
+    ended = len(rows) - len(going)  # the engine's word: a worker that wrote "finished" may still be exiting
     st.progress(ended / max(1, len(rows)), text=f"**{sweep['name']}** · {ended} of {len(rows)} runs ended"
                 + (f" · {len(going)} queued or running" if going else ""))
     if going:
