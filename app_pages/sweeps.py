@@ -43,7 +43,7 @@ def new_sweep() -> None:
     base = TrainConfig(dataset=dataset, arch=archs[0], max_train_samples=int(subset) or None,
                        early_stopping_patience=int(patience) or None, data_path=state.folder_path(dataset), **fixed)
     try:
-        sweep = tuning.launch(base, grid, int(n_random) or None)
+        tuning.launch(base, grid, int(n_random) or None)
     except (ValueError, runs.RunError) as e:
         st.error(f"Cannot start this sweep: {e}")
         return
@@ -51,7 +51,7 @@ def new_sweep() -> None:
 
 
 with st.expander("New sweep", icon=":material/add:", expanded=not sweeps.list_sweeps(training.engine().runs_dir)):
-    st.caption(f"Each combination is one run in the training queue (at most {training.max_concurrent()} at a "
+    st.caption(f"Each combination is one run in the training queue (at most {training.engine().slots} at a "
                "time on this server; more with CLASSIFIER_LAB_MAX_TRAININGS, or on Ray). Runs are ranked by the "
                "validation accuracy of the epoch they keep.")
     new_sweep()
