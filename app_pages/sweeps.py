@@ -67,4 +67,7 @@ sizes = {s["id"]: len(s["runs"]) for s in known}
 chosen = st.selectbox("Sweep", ids, key=tuning.SWEEP_KEY, format_func=lambda i: f"{i} · {sizes[i]} runs")
 st.query_params["sweep"] = chosen
 active = bool(sweeps.active(sweeps.load(chosen, training.engine().runs_dir), training.engine()))
-st.fragment(run_every=2.0 if active else None)(tuning.sweep_view)(chosen, active)
+if active:
+    st.fragment(run_every=2.0)(tuning.sweep_view)(chosen, True)
+else:
+    tuning.sweep_view(chosen)

@@ -87,10 +87,6 @@ def stop(sweep_id: str) -> None:
     sweeps.stop(sweeps.load(sweep_id, training.engine().runs_dir), training.engine())
 
 
-def use(run_id: str) -> None:
-    state.set_active(training.load(run_id))
-    st.session_state["sweep_used"] = run_id
-
 
 def sweep_view(sweep_id: str, was_active: bool = False) -> None:
     """A sweep's runs ranked by validation accuracy, its parallel coordinates, the best run, Stop."""
@@ -116,9 +112,12 @@ def sweep_view(sweep_id: str, was_active: bool = False) -> None:
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         c1.success(f"Best so far: **{top['run']}** · validation accuracy **{top['val_accuracy']:.2%}** (epoch "
                    f"{top['epoch']}), test accuracy {top['test_accuracy']:.2%}")
-        c2.button("Use the best run", icon=":material/check:", on_click=use, args=(top["run"],), key="sweep_use")
-    if st.session_state.get("sweep_used") == (top or {}).get("run"):
-        st.caption("It is the active model now (see the sidebar).")
+        if c2.button("Use the best run", icon=":material/check:", key="sweep_use"):
+            state.set_active(training.load(top["run"]))
+            st.rerun()  # the whole page, so the sidebar shows it (a click in a fragment reruns only the fragment)
+        in_use = state.active_run()
+        if in_use is not None and in_use.id == top["run"]:
+            c1.caption("It is the active model (see the sidebar).")
     axes = list(sweep["grid"])
     table = [{"best": "★" if top and r["run"] == top["run"] else "", "rank": r["rank"], **{a: r.get(a) for a in axes},
               "val acc": r["val_accuracy"], "val loss": r["val_loss"], "test acc": r["test_accuracy"],
