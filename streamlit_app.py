@@ -11,6 +11,7 @@ page = st.navigation([
     st.Page("app_pages/data.py", title="Data", icon=":material/dataset:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/tune:"),
     st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
     st.Page("app_pages/label_errors.py", title="Label errors", icon=":material/label_off:"),
     st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),

@@ -43,7 +43,8 @@ def row(run: runs.Run) -> dict:
     """One table row: what was trained, how, and how well."""
     c, m = run.config, run.meta
     acc = m.get("test_accuracy")
-    return {"run": run.id, "dataset": run.dataset, "architecture": c.get("arch"),
+    kind = " · LR finder" if run.kind == "lr_find" else ""  # a range test: listed, but it has no model
+    return {"run": run.id, "dataset": run.dataset, "architecture": f"{c.get('arch')}{kind}", "sweep": m.get("sweep"),
             "epochs": f"{m.get('epochs_done', 0)}/{c.get('epochs', '?')}", "batch": c.get("batch_size"),
             "lr": c.get("learning_rate"), "optimizer": c.get("optimizer"),
             "test acc": round(acc * 100, 2) if isinstance(acc, (int, float)) else None,

@@ -5,7 +5,7 @@ from core import runs
 from core.datasets import DATASETS
 from core.models import ARCHITECTURES
 from core.training import OPTIMIZERS, TrainConfig
-from ui import charts, settings, state, training
+from ui import charts, settings, state, training, tuning
 
 st.title("Train a model")
 # the form is hidden while a run trains and when the user visits other pages: keep its values meanwhile,
@@ -20,7 +20,7 @@ def _init_settings() -> None:
     values, ignored = settings.from_query(st.query_params.to_dict())
     arch = values.get("train_arch", "dense")
     defaults = {"train_dataset": state.active_dataset(), "train_arch": arch, "train_val": 0.1, "train_seed": 0,
-                "train_subset": 0, **settings.arch_defaults(arch)}
+                "train_subset": 0, "train_patience": 0, **settings.arch_defaults(arch)}
     st.session_state.update({**defaults, **values})
     if ignored:
         st.warning("Ignored settings from the link: " + "; ".join(ignored))
@@ -44,14 +44,17 @@ def config_form(run_id: str | None) -> TrainConfig:
     batch = c2.select_slider("Batch size", settings.BATCH_SIZES, key="train_batch", persist_state=KEEP)
     lr = c3.select_slider("Learning rate", settings.LEARNING_RATES, key="train_lr", persist_state=KEEP)
     optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="train_opt", persist_state=KEEP)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     val = c1.slider("Validation split", 0.0, 0.5, step=0.05, key="train_val", persist_state=KEEP)
     seed = c2.number_input("Seed", 0, 2**31 - 1, key="train_seed", persist_state=KEEP)
     subset = c3.number_input("Training samples (0 = all)", 0, 10**7, step=1000, key="train_subset",
                              help="Train on a seeded subset for a quick look.", persist_state=KEEP)
+    patience = c4.number_input("Early stopping patience (0 = off)", 0, 100, key="train_patience", persist_state=KEEP,
+                               help="Stop after this many epochs without a lower validation loss, and keep the "
+                                    "best epoch's weights (needs a validation split).")
     cfg = TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch), learning_rate=lr,
                       optimizer=optimizer, validation_split=val, seed=int(seed),
-                      max_train_samples=int(subset) or None,
+                      max_train_samples=int(subset) or None, early_stopping_patience=int(patience) or None,
                       data_path=state.folder_path(dataset))
     # the address bar now reproduces this set-up (and still names the run shown below it)
     st.query_params.from_dict({**settings.to_query(cfg), **({"run": run_id} if run_id else {})})
@@ -105,11 +108,16 @@ def result(run: runs.Run) -> None:
     if run.status == "cancelled":
         st.info("Cancelled while queued: this training never started.")
         return
+    if run.kind == "lr_find":
+        st.info(f"A learning-rate range test (no model): it suggested {m.get('suggested_lr', float('nan')):.2g}.")
+        return
     if not run.usable:
         st.error(f"Training {run.status}: {m.get('error') or 'it ended without saving a model'}")
         return
+    kept = f" (kept epoch {m['best_epoch']}, the best on validation loss)" if m.get("best_epoch") else ""
     st.success(f"Run **{run.id}** {m['status']}: test accuracy **{m['test_accuracy']:.2%}**, "
-               f"test loss {m['test_loss']:.4f}, {m.get('epochs_done', 0)} epoch(s) in {m.get('fit_seconds', 0):.0f} s.")
+               f"test loss {m['test_loss']:.4f}, {m.get('epochs_done', 0)} epoch(s){kept} in "
+               f"{m.get('fit_seconds', 0):.0f} s.")
     st.button("Use as the active model", on_click=state.set_active, args=(run,), icon=":material/check:")
     with st.expander(f"Model summary · {m.get('params', 0):,} parameters"):
         from core.models import summary_rows
@@ -129,6 +137,8 @@ else:
     available, why = state.status(cfg.dataset, cfg.data_path)
     if not available:
         st.warning(f"**{DATASETS[cfg.dataset].title} is not available here.** {why}")
+    with st.expander("Find a learning rate", icon=":material/search:"):
+        tuning.lr_finder(cfg)
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=not available):
         try:
             st.query_params.from_dict({"run": training.submit(cfg)})

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "watched", "predict", "mistakes", "inside", "startup", "memory", "presets", "export")
+BENCHES = ("training", "watched", "predict", "mistakes", "inside", "startup", "memory", "presets", "export",
+           "tuning")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -66,6 +67,9 @@ METHOD = """\
 - **Export** (`bench_export.py`): every format of `core/exports.py` exported alone from the bundled
   models (3 rounds; quick: MNIST, 1 round), then all in one call; write time, file size, one-image
   latency in the format's own runtime, top-1 agreement and max |Δp| against Keras on 200 test images.
+- **Tuning** (`bench_tuning.py`): learning-rate range tests of `cnn` and `dense` on Fashion-MNIST through the
+  engine, timed from submit to the result on disk (worker start included); a 4-run sweep on one worker
+  slot, then on two.
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run

@@ -1,4 +1,4 @@
-"""Command line: python -m core datasets|train|evaluate|predict|export."""
+"""Command line: python -m core datasets|train|lr-find|sweep|evaluate|predict|export."""
 from __future__ import annotations
 
 import argparse
@@ -41,23 +41,34 @@ def _progress(feed, active) -> None:
     print(file=sys.stderr)
 
 
-def cmd_train(args) -> int:
-    """Train one run through the engine (a worker process, or Ray) and print a JSON line describing it.
+def _config(args, **values) -> TrainConfig | int:
+    """The TrainConfig the shared flags describe, checked; or 1 after printing why it cannot work."""
+    flags = {"arch": "arch", "epochs": "epochs", "batch_size": "batch_size", "learning_rate": "lr",
+             "augment": "augment", "schedule": "schedule", "early_stopping_patience": "early_stopping"}
+    given = {name: getattr(args, flag) for name, flag in flags.items() if hasattr(args, flag)}
+    cfg = TrainConfig(dataset=args.dataset, optimizer=args.optimizer, seed=args.seed,
+                      validation_split=args.validation_split, max_train_samples=args.max_train_samples,
+                      data_path=args.path, **{**given, **values})
+    try:
+        cfg.resolved()
+    except ValueError as e:  # rejected before a run folder is made, or an engine started
+        print(json.dumps({"status": "failed", "error": str(e), "run_id": None}))
+        return 1
+    return cfg
 
-    Ctrl-C stops it after the current batch and keeps the model."""
+
+def _run_one(args, cfg: TrainConfig) -> runs.Run | None:
+    """Queue one run on a one-slot engine, show its progress until it ends (Ctrl-C stops it), return it;
+    None after printing why when it cannot even be queued (no writable runs folder)."""
     from core.engine import Engine
 
-    cfg = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                      learning_rate=args.lr, optimizer=args.optimizer, seed=args.seed,
-                      validation_split=args.validation_split, max_train_samples=args.max_train_samples,
-                      data_path=args.path, augment=args.augment, schedule=args.schedule)
     engine = Engine(args.runs_dir or runs.default_runs_dir(), slots=1, kind=args.engine)
     try:
         try:
             run_id = engine.submit(cfg)
         except (ValueError, runs.RunError) as e:  # bad settings, or no runs folder: no run, no worker
             print(json.dumps({"status": "failed", "error": str(e), "run_id": None}))
-            return 1
+            return None
         feed = engine.attach(run_id)
         try:
             _progress(feed, lambda: engine.is_active(run_id))
@@ -65,24 +76,121 @@ def cmd_train(args) -> int:
             engine.stop(run_id)
             print("\nstopping after this batch (the model is kept)…", file=sys.stderr)
             _progress(feed, lambda: engine.is_active(run_id))
-        run = engine.wait(run_id)
+        return engine.wait(run_id)
     finally:
         engine.close()
+
+
+def cmd_train(args) -> int:
+    """Train one run through the engine (a worker process, or Ray) and print a JSON line describing it.
+
+    Ctrl-C stops it after the current batch and keeps the model."""
+    cfg = _config(args)
+    if isinstance(cfg, int):
+        return cfg
+    run = _run_one(args, cfg)
+    if run is None:
+        return 1
     m = run.meta
     if run.status not in runs.FINISHED:
         print(json.dumps({"status": run.status, "error": m.get("error") or "the run did not finish", "run_id": run.id}))
         return 1
     print(json.dumps({"run_id": run.id, "path": str(run.path), "status": m["status"],
                       "epochs_done": m.get("epochs_done"), "test_accuracy": round(m["test_accuracy"], 4),
-                      "test_loss": round(m["test_loss"], 4), "fit_seconds": m.get("fit_seconds")}))
+                      "test_loss": round(m["test_loss"], 4), "fit_seconds": m.get("fit_seconds"),
+                      **({"best_epoch": m["best_epoch"]} if "best_epoch" in m else {})}))
     return 0
+
+
+def cmd_lr_find(args) -> int:
+    """Run a learning-rate range test through the engine and print the suggested rate."""
+    from core import lr_find
+
+    cfg = _config(args, mode="lr_find")
+    if isinstance(cfg, int):
+        return cfg
+    run = _run_one(args, cfg)
+    if run is None:
+        return 1
+    record = lr_find.load(run.path)
+    if run.status not in runs.FINISHED or record is None:
+        print(json.dumps({"status": run.status, "error": run.meta.get("error") or "no result", "run_id": run.id}))
+        return 1
+    out = {"run_id": run.id, "suggested_lr": float(f"{record['suggested_lr']:.3g}"), "method": record["method"],
+           "min_loss_lr": float(f"{record['min_loss_lr']:.3g}"), "batches": len(record["losses"]),
+           "diverged": record["diverged"], "seconds": record["seconds"]}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    lrs, smoothed = record["lrs"], record["smoothed"]
+    for i in range(0, len(smoothed), max(1, len(smoothed) // 20)):
+        mark = "  <- suggested" if abs(i - record["suggested_index"]) < max(1, len(smoothed) // 40) else ""
+        print(f"lr {lrs[i]:9.2e}  loss {smoothed[i]:7.4f}  {'#' * int(20 * smoothed[i] / max(smoothed))}{mark}")
+    print(f"suggested learning rate: {out['suggested_lr']:g} ({out['method']}; lowest loss at "
+          f"{out['min_loss_lr']:g}; {out['batches']} batches in {out['seconds']:.1f} s)")
+    return 0
+
+
+def _values(text: str | None, kind) -> list:
+    """'1e-3,3e-3' -> [0.001, 0.003]; booleans as on/off, yes/no, true/false."""
+    if text is None:
+        return []
+    if kind is bool:
+        words = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
+        parse = lambda w: words[w.lower()]  # noqa: E731
+    else:
+        parse = kind
+    try:
+        return [parse(w.strip()) for w in text.split(",") if w.strip()]
+    except (KeyError, ValueError) as e:
+        raise SystemExit(f"error: cannot read {text!r} as a list of {kind.__name__} values ({e})") from None
+
+
+def cmd_sweep(args) -> int:
+    """Queue a grid (or random) sweep on the engine, wait for every run, print the runs ranked."""
+    from core import sweeps
+    from core.engine import Engine
+
+    grid = {"arch": _values(args.arch, str), "learning_rate": _values(args.lr, float),
+            "batch_size": _values(args.batch_size, int), "epochs": _values(args.epochs, int),
+            "augment": _values(args.augment, bool)}
+    base = _config(args, arch=grid["arch"][0], epochs=None, batch_size=None, learning_rate=None, augment=None)
+    if isinstance(base, int):
+        return base
+    engine = Engine(args.runs_dir or runs.default_runs_dir(), slots=args.slots, kind=args.engine)
+    try:
+        try:
+            sweep = sweeps.launch(engine, base, {k: v for k, v in grid.items() if v}, args.random, args.seed)
+        except ValueError as e:
+            print(json.dumps({"status": "failed", "error": str(e), "sweep": None}))
+            return 1
+        print(f"sweep {sweep['id']}: {len(sweep['runs'])} runs, {engine.slots} at a time", file=sys.stderr)
+        try:
+            sweeps.wait(sweep, engine)
+        except KeyboardInterrupt:
+            sweeps.stop(sweep, engine)
+            print("\nstopping the sweep (running runs keep their models)…", file=sys.stderr)
+            sweeps.wait(sweep, engine)
+    finally:
+        engine.close()
+    rows = sweeps.summary(sweep, engine.runs_dir)
+    top = sweeps.best(rows)
+    if args.json:
+        print(json.dumps({"sweep": sweep["id"], "runs": rows, "best": top and top["run"]}))
+    else:
+        for r in rows:
+            acc = "–" if r["val_accuracy"] is None else f"{r['val_accuracy']:.2%}"
+            varied = "  ".join(f"{k}={r[k]}" for k in sweep["grid"])
+            print(f"{r['rank'] or '-':>3}  val acc {acc:>7}  {r['status']:9s}  {varied}  {r['run']}")
+    return 0 if top else 1
 
 
 def _load(spec: str, runs_dir):
     """The run and its loaded Keras model."""
     run = runs.resolve(spec, runs_dir)
-    if run.status not in runs.FINISHED:
-        raise runs.RunError(f"run {run.id} is {run.status}: it has no usable model")
+    if not run.usable:
+        what = "a learning-rate range test" if run.kind != "train" else run.status
+        raise runs.RunError(f"run {run.id} is {what}: it has no usable model")
     model = runs.load_model(run.model_path)
     problem = runs.run_problem(run, model)
     if problem:
@@ -172,20 +280,38 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="list datasets and where they come from")
     d.add_argument("--path", help="directory for the folder dataset")
     t = sub.add_parser("train", help="train a model and save a run")
-    t.add_argument("--dataset", required=True, choices=list(DATASETS))
     t.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
-    t.add_argument("--optimizer", choices=OPTIMIZERS)
     t.add_argument("--schedule", choices=("constant", "cosine"))
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--validation-split", type=float, default=0.1)
-    t.add_argument("--max-train-samples", type=int, help="train on a seeded subset of this size")
-    t.add_argument("--path", help="directory for the folder dataset")
-    t.add_argument("--engine", choices=ENGINES,
-                   help="where the worker runs (default: $CLASSIFIER_LAB_ENGINE, else local)")
+    t.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a lower val loss and keep the best epoch's weights")
+    f = sub.add_parser("lr-find", help="learning-rate range test: suggest a learning rate")
+    f.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
+    f.add_argument("--batch-size", type=int)
+    f.add_argument("--json", action="store_true", help="one JSON line")
+    w = sub.add_parser("sweep", help="train a grid of settings and rank the runs by validation accuracy")
+    w.add_argument("--arch", default="dense", help="architectures, comma-separated (dense,cnn)")
+    w.add_argument("--lr", help="learning rates, comma-separated (1e-3,3e-3)")
+    w.add_argument("--batch-size", help="batch sizes, comma-separated")
+    w.add_argument("--epochs", help="epoch counts, comma-separated")
+    w.add_argument("--augment", help="augmentation, comma-separated on/off")
+    w.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="early stopping for every run")
+    w.add_argument("--random", type=int, metavar="N", help="N random combinations instead of the whole grid")
+    w.add_argument("--slots", type=int, help="runs at a time (default: $CLASSIFIER_LAB_MAX_TRAININGS or cores/2)")
+    w.add_argument("--json", action="store_true", help="one JSON object: the runs ranked, and the best")
+    for c in (t, f, w):
+        c.add_argument("--dataset", required=True, choices=list(DATASETS))
+        c.add_argument("--optimizer", choices=OPTIMIZERS)
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--validation-split", type=float, default=0.1)
+        c.add_argument("--max-train-samples", type=int, help="train on a seeded subset of this size")
+        c.add_argument("--path", help="directory for the folder dataset")
+        c.add_argument("--engine", choices=ENGINES,
+                       help="where the workers run (default: $CLASSIFIER_LAB_ENGINE, else local)")
+        c.add_argument("--runs-dir")
     for name, helptext in (("evaluate", "evaluate a model on a test split"), ("predict", "predict image files")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("--model", required=True, help=".keras path, run id, or bundled name (mnist, fashion_mnist)")
@@ -196,7 +322,6 @@ def parser() -> argparse.ArgumentParser:
         else:
             c.add_argument("images", nargs="+")
             c.add_argument("--json", action="store_true", help="one JSON line per image")
-    t.add_argument("--runs-dir")
     e = sub.add_parser("export", help="export a model to other formats, each checked against the Keras model")
     e.add_argument("--model", required=True, help=".keras path, run id, or bundled name (mnist, fashion_mnist)")
     e.add_argument("--format", default="all", help="comma-separated: keras,savedmodel,tflite,tflite-int8,onnx "
@@ -209,8 +334,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    commands = {"datasets": cmd_datasets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "export": cmd_export}
+    commands = {"datasets": cmd_datasets, "train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
+                "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
     try:
         return commands[args.command](args)
     except (runs.RunError, DatasetUnavailable) as e:

@@ -121,7 +121,7 @@ class Engine:
         cfg = replace(config.resolved(), runs_dir=str(self.runs_dir))
         path = runs.new_run_dir(self.runs_dir, cfg.dataset, cfg.arch)
         meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "config": cfg.to_dict(),
-                "status": "queued", "engine": self.kind, "server_pid": os.getpid(),
+                **cfg.labels(), "status": "queued", "engine": self.kind, "server_pid": os.getpid(),
                 "server_host": os.uname().nodename, "epochs_done": 0}
         runs.write_json_atomic(path / "run.json", meta)
         with self._lock:

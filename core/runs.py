@@ -104,13 +104,18 @@ class Run:
             return "interrupted"  # its worker or server died (killed mid-epoch or mid-save, a restart)
         if status == "running" and str(self.meta.get("pid")) == str(os.getpid()) and not is_training(self.path):
             return "interrupted"  # this very process trained it, and its last run.json write failed (disk full)
-        if status in FINISHED and not self.model_path.exists():
+        if status in FINISHED and self.kind == "train" and not self.model_path.exists():
             return "incomplete"
         return status
 
     @property
+    def kind(self) -> str:
+        """"train", or "lr_find" for a learning-rate range test (no model: never offered as one)."""
+        return str(self.meta.get("kind") or "train")
+
+    @property
     def usable(self) -> bool:
-        return self.status in FINISHED
+        return self.status in FINISHED and self.kind == "train"
 
     @property
     def model_path(self) -> Path:

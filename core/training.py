@@ -18,6 +18,7 @@ from core.models import ARCHITECTURES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
+MODES = ("train", "lr_find")  # lr_find: a learning-rate range test (core/lr_find.py) instead of training
 
 
 @dataclass
@@ -37,6 +38,9 @@ class TrainConfig:
     data_path: str | None = None          # the folder dataset's directory
     distribute: bool = False              # MirroredStrategy over all GPUs (or all logical CPUs)
     image_size: tuple[int, int] = (180, 180)
+    mode: str = "train"                   # "lr_find" runs the range test and saves no model
+    early_stopping_patience: int | None = None  # stop after this many epochs without a better val loss
+    sweep: str | None = None              # the sweep this run belongs to (core/sweeps.py)
     runs_dir: str = field(default_factory=lambda: str(runs.default_runs_dir()))
 
     def resolved(self) -> "TrainConfig":
@@ -52,6 +56,13 @@ class TrainConfig:
         cfg = TrainConfig(**values)
         if cfg.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if cfg.mode not in MODES:
+            raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {', '.join(MODES)}")
+        if cfg.mode == "lr_find":
+            cfg.schedule = "constant"  # the range test sets the rate itself, batch by batch
+        patience = cfg.early_stopping_patience
+        if patience is not None and (patience < 1 or not cfg.validation_split):
+            raise ValueError("early stopping needs a patience ≥ 1 and a validation split > 0 (it watches val loss)")
         if cfg.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 <= cfg.validation_split < 0.9 or cfg.learning_rate <= 0:
@@ -74,6 +85,10 @@ class TrainConfig:
         if "image_size" in values:
             values["image_size"] = tuple(values["image_size"])
         return cls(**values)
+
+    def labels(self) -> dict:
+        """What run.json says about the run's kind and sweep (so pickers and the sweep view can filter)."""
+        return {"kind": self.mode, **({"sweep": self.sweep} if self.sweep else {})}
 
 
 class MetricsStore:
@@ -166,6 +181,28 @@ def compile_model(model, cfg: TrainConfig, steps_per_epoch: int) -> None:
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
 
+def best_epoch_keeper(patience: int | None) -> list:
+    """[EarlyStopping on val loss that restores the best epoch's weights], or [] without a patience.
+
+    Keras 3.15 restores the best weights in on_train_end whenever it has them: after an early stop, when the
+    epochs run out first, and after a user's Stop (tests/test_training.py checks the middle case).
+    """
+    if not patience:
+        return []
+    import keras
+
+    return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+
+
+def _finish(path: Path, meta: dict, store: MetricsStore, status: str, **extra) -> runs.Run:
+    """Mark the run ended in run.json (after its files are saved) and in the live feed."""
+    meta.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    meta.pop("pid", None)
+    runs.write_json_atomic(path / "run.json", meta)
+    store.update(status=status, **extra)
+    return runs.load_run(path)
+
+
 def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None,
           store: MetricsStore | None = None, dataset=None, run_dir: Path | None = None) -> runs.Run:
     """Train one run to disk and return it; failures are recorded in the run, then raised.
@@ -192,8 +229,8 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         raise
     queued = runs.read_json(path / "run.json", {}) if run_dir else {}
     meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), **(queued or {}),
-            "config": cfg.to_dict(), "status": "running", "pid": os.getpid(), "host": os.uname().nodename,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "epochs_done": 0}
+            "config": cfg.to_dict(), **cfg.labels(), "status": "running", "pid": os.getpid(),
+            "host": os.uname().nodename, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "epochs_done": 0}
     runs.set_training(path, True)
     try:
         runs.write_json_atomic(path / "run.json", meta)
@@ -226,12 +263,21 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         meta["params"] = int(model.count_params())
         store.update(status="compiling", params=meta["params"])
         live = LiveMetrics(store, stop, cfg.batch_size)
+        if cfg.mode == "lr_find":
+            from core.lr_find import range_test
+
+            meta.update(range_test(model, x_tr, y_tr, cfg, path, [live, *callbacks]))
+            return _finish(path, meta, store, "stopped" if stop.is_set() else "finished",
+                           suggested_lr=meta.get("suggested_lr"))
         writer = RunWriter(path, meta)
+        keep = best_epoch_keeper(cfg.early_stopping_patience)
         t0 = time.perf_counter()
         model.fit(x_tr, y_tr, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0, shuffle=True,
                   validation_data=(x_val, y_val) if len(y_val) else None,
-                  callbacks=[live, writer, *callbacks])
+                  callbacks=[live, writer, *keep, *callbacks])
         meta["fit_seconds"] = round(time.perf_counter() - t0, 2)
+        if keep and keep[0].best_weights is not None:  # the weights are the best epoch's (see best_epoch_keeper)
+            meta.update(best_epoch=keep[0].best_epoch + 1, stopped_early=keep[0].stopped_epoch > 0)
         status = "stopped" if stop.is_set() else "finished"
         store.update(status="evaluating")
         probs = predict(model, np.asarray(ds.x_test))
@@ -241,11 +287,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
-        meta.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
-        meta.pop("pid", None)
-        runs.write_json_atomic(path / "run.json", meta)
-        store.update(status=status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
-        return runs.load_run(path)
+        return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
     except BaseException as e:
         meta.update(status="failed", error=_friendly(e))
         meta.pop("pid", None)

@@ -11,11 +11,19 @@ APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 def test_query_round_trip():
     cfg = TrainConfig(dataset="fashion_mnist", arch="cnn", epochs=3, batch_size=128, learning_rate=3e-3,
-                      optimizer="sgd", validation_split=0.2, seed=7, max_train_samples=5000)
+                      optimizer="sgd", validation_split=0.2, seed=7, max_train_samples=5000,
+                      early_stopping_patience=3)
     values, ignored = settings.from_query(settings.to_query(cfg))
     assert ignored == []
     assert values == {"train_dataset": "fashion_mnist", "train_arch": "cnn", "train_epochs": 3, "train_batch": 128,
-                      "train_lr": 3e-3, "train_opt": "sgd", "train_val": 0.2, "train_seed": 7, "train_subset": 5000}
+                      "train_lr": 3e-3, "train_opt": "sgd", "train_val": 0.2, "train_seed": 7, "train_subset": 5000,
+                      "train_patience": 3}
+
+
+def test_a_suggested_rate_snaps_to_the_nearest_option_on_a_log_scale():
+    assert settings.nearest_rate(6.8e-4) == 5e-4 and settings.nearest_rate(8e-4) == 1e-3
+    assert settings.nearest_rate(1e-9) == settings.LEARNING_RATES[0] and settings.nearest_rate(5.0) == 1e-1
+    assert all(settings.nearest_rate(r) == r for r in settings.LEARNING_RATES)
 
 
 def test_bad_values_are_ignored_with_a_reason():

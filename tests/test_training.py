@@ -71,6 +71,9 @@ def test_runs_dir_defaults_to_the_environment(runs_dir):
     (dict(validation_split=-0.1), "validation split"),
     (dict(max_train_samples=0), "max train samples"),
     (dict(max_train_samples=-5), "max train samples"),
+    (dict(mode="tune"), "unknown mode"),
+    (dict(early_stopping_patience=0), "early stopping"),
+    (dict(early_stopping_patience=2, validation_split=0.0), "early stopping"),
 ])
 def test_resolved_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -274,3 +277,30 @@ def test_every_optimizer_and_the_cosine_schedule_learn(optimizer, mnist_small):
 def test_dataset_slice_helper_keeps_classes(mnist, slice_dataset):
     small = slice_dataset(mnist, 50, 20)
     assert small.input_shape == (28, 28) and small.num_classes == 10 and len(small.y_test) == 20
+
+
+# --- early stopping keeps the best epoch ---------------------------------------------------------------------
+
+def _val_loss_of_saved_model(run, ds, cfg) -> float:
+    """Cross-entropy of the saved model.keras on the run's own validation split."""
+    from core.training import _split
+
+    _, _, x_val, y_val = _split(ds, cfg.resolved())
+    probs = predict(runs.load_model(run.model_path), x_val)
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-12, None))))
+
+
+@pytest.mark.parametrize("patience", [20, 1])
+def test_early_stopping_keeps_the_best_epoch(runs_dir, mnist_small, patience):
+    # 150 training digits at a high rate: val loss bottoms out after a few epochs, then rises (overfitting).
+    # patience 20 > epochs: the epochs run out before patience does, and the best epoch must still be restored
+    cfg = TrainConfig(dataset="mnist", arch="dense", epochs=8, learning_rate=1e-2, max_train_samples=300,
+                      validation_split=0.5, early_stopping_patience=patience, runs_dir=str(runs_dir))
+    run = train(cfg, dataset=mnist_small)
+    val = [e["val_loss"] for e in run.history()["epochs"]]
+    best = int(np.argmin(val)) + 1
+    assert best < len(val), f"val loss never rose, the case tests nothing: {val}"
+    assert run.meta["best_epoch"] == best and run.meta["stopped_early"] == (patience < 8)
+    assert run.meta["epochs_done"] == (best + patience if patience < 8 else 8)
+    saved = _val_loss_of_saved_model(run, mnist_small, cfg)
+    assert saved == pytest.approx(val[best - 1], abs=2e-3) and abs(saved - val[-1]) > 0.02

@@ -190,3 +190,42 @@ def pixels(image: np.ndarray) -> go.Figure:
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10),
                       yaxis=dict(autorange="reversed", scaleanchor="x"), xaxis=dict(constrain="domain"))
     return fig
+
+
+def lr_curve(record: dict) -> go.Figure:
+    """Range test: each batch's loss (faint), the smoothed loss against the rate (log axis), the suggestion."""
+    lrs, suggested = record["lrs"], record["suggested_lr"]
+    losses = [np.nan if v is None else v for v in record["losses"]]
+    top = np.nanmax(record["smoothed"]) * 1.15  # raw losses past divergence would squash the curve
+    return go.Figure(dict(data=[
+        dict(type="scatter", x=lrs, y=losses, mode="lines", name="loss per batch", line=dict(color=GREY, width=1)),
+        dict(type="scatter", x=lrs, y=record["smoothed"], mode="lines", name="smoothed", line=dict(color=BLUE)),
+        dict(type="scatter", x=[suggested], y=[record["smoothed"][record["suggested_index"]]], mode="markers",
+             name=f"suggested {suggested:.2g}",
+             marker=dict(color=RED, size=12, symbol="circle-open", line=dict(width=3))),
+    ], layout=dict(height=320, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
+                   xaxis=dict(type="log", title=dict(text="learning rate"), exponentformat="power"),
+                   yaxis=dict(title=dict(text="loss"), range=[0, top]))))
+
+
+def sweep_parcoords(rows: list[dict], axes: list[str]) -> go.Figure:
+    """Parallel coordinates: one line per run through its settings to its validation accuracy (colour too)."""
+    rows = [r for r in rows if r.get("val_accuracy") is not None]
+    dims = []
+    for axis in axes:
+        values = [r.get(axis) for r in rows]
+        if axis == "learning_rate":
+            ticks = sorted(set(values))
+            dims.append(dict(label="learning rate (log)", values=np.log10(values), tickvals=np.log10(ticks),
+                             ticktext=[f"{t:g}" for t in ticks]))
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            dims.append(dict(label=axis.replace("_", " "), values=values, tickvals=sorted(set(values))))
+        else:  # names (architectures) and on/off: categories at 0, 1, 2…
+            cats = list(dict.fromkeys(str(v) for v in values))
+            dims.append(dict(label=axis, values=[cats.index(str(v)) for v in values], tickvals=list(range(len(cats))),
+                             ticktext=cats))
+    acc = [r["val_accuracy"] for r in rows]
+    dims.append(dict(label="val accuracy", values=acc))
+    return go.Figure(dict(data=[dict(type="parcoords", dimensions=dims,
+                                     line=dict(color=acc, colorscale="Viridis", showscale=True))],
+                          layout=dict(height=360, margin=dict(l=60, r=60, t=50, b=20))))

@@ -1,12 +1,15 @@
 """Train-page settings in the URL: parse query parameters into widget values and back."""
 from __future__ import annotations
 
+import math
+
 from core.datasets import DATASETS
 from core.models import ARCHITECTURES
 from core.training import OPTIMIZERS, TrainConfig
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512]
-LEARNING_RATES = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+# 1-(2)-3-5 steps a decade from 1e-5 up: the range test's suggestion snaps to one within a factor of ~1.3
+LEARNING_RATES = [1e-5, 3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1]
 # query parameter -> (widget key, parser returning a valid value or raising ValueError)
 FIELDS = {
     "dataset": ("train_dataset", lambda v: _choice(v, list(DATASETS))),
@@ -18,6 +21,7 @@ FIELDS = {
     "val": ("train_val", lambda v: round(_float(v, 0.0, 0.5) / 0.05) * 0.05),
     "seed": ("train_seed", lambda v: _int(v, 0, 2**31 - 1)),
     "samples": ("train_subset", lambda v: _int(v, 0, 10**7)),
+    "patience": ("train_patience", lambda v: _int(v, 0, 100)),
 }
 
 
@@ -39,6 +43,11 @@ def _float(value, lo, hi) -> float:
     if not lo <= x <= hi:
         raise ValueError(f"{x} is outside {lo}..{hi}")
     return x
+
+
+def nearest_rate(lr: float) -> float:
+    """The Train form's learning-rate option closest to `lr` on a log scale."""
+    return min(LEARNING_RATES, key=lambda option: abs(math.log(option / lr)))
 
 
 def arch_defaults(arch: str) -> dict:
@@ -66,4 +75,5 @@ def to_query(cfg: TrainConfig) -> dict[str, str]:
     """The query parameters that reproduce a configuration."""
     return {"dataset": cfg.dataset, "arch": cfg.arch, "epochs": str(cfg.epochs), "batch": str(cfg.batch_size),
             "lr": f"{cfg.learning_rate:g}", "opt": cfg.optimizer, "val": f"{cfg.validation_split:g}",
-            "seed": str(cfg.seed), "samples": str(cfg.max_train_samples or 0)}
+            "seed": str(cfg.seed), "samples": str(cfg.max_train_samples or 0),
+            "patience": str(cfg.early_stopping_patience or 0)}
