@@ -77,8 +77,10 @@ def live(run_id: str, was_active: bool) -> None:
     run = training.load(run_id)
     snap = training.snapshot(run_id)
     active = run.status in runs.ACTIVE
-    # run.json says queued/finished/failed; while it runs, the feed has the finer steps (loading data, saving…)
-    status = snap.get("status", "starting") if run.status == "running" else run.status
+    # run.json says queued/finished/failed; while it runs, the feed has the finer steps (loading data, saving…).
+    # run.json says queued until TensorFlow has loaded in the worker, but a feed means the worker has started
+    started = run.status == "running" or (run.status == "queued" and snap.get("status"))
+    status = snap.get("status", "starting") if started else run.status
     st.subheader(f"{run.config.get('dataset')} · {run.config.get('arch')}")
     progress(snap, status)
     if status == "queued":
