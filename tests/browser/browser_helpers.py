@@ -15,7 +15,7 @@ except ImportError:  # then conftest skips every browser test, but the modules m
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
 MAX_SHOT_HEIGHT = 3200  # px: a full page, but not an endless one
-LIVE = "Training runs in its own process"  # the Train page's note above a queued or running run's live view
+LIVE = re.compile(r"^Training runs in ")  # the Train page's note above a queued or running run's live view
 PROGRESS = re.compile(r"(\w+) · epoch (\d+)/(\d+) · batch (\d+)/(\d+)")
 
 

@@ -59,7 +59,7 @@ def test_sessions_train_side_by_side_queue_cancel_and_survive_a_closed_tab(app_w
     ids = {name: start_training(pages[name]) for name in "AB"}
     for name in "AB":
         wait_for(lambda: running_with_pid(app.runs_dir, ids[name]), timeout=300, message=f"{name}'s worker to train")
-        wait_for(lambda: own_progress(pages[name], PLANS[name]) and batches_shown(pages[name]), timeout=120,
+        wait_for(lambda: own_progress(pages[name], PLANS[name]) and batches_shown(pages[name]), timeout=300,
                  message=f"{name}'s own progress and live chart")
         assert run_in_url(pages[name]) == ids[name]
     wait_for(lambda: own_progress(a, PLANS["A"]), timeout=60, message="A's page still on A's run, not B's")
