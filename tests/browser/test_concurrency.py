@@ -102,7 +102,8 @@ def test_sessions_train_side_by_side_queue_cancel_and_survive_a_closed_tab(app_w
     expect(now.filter(has_text=ids["B"])).to_contain_text("epoch")
     expect(now.filter(has_text=ids["D"])).to_contain_text("number 1 in the queue")
     expect(now.filter(has_text=ids["C"])).to_have_count(0)
-    main(b).locator(f".st-key-stop_{ids['A']} button").click()
+    # (.first: while the fragment redraws, its old and new button can both be on the page; both stop A)
+    main(b).locator(f".st-key-stop_{ids['A']}").get_by_role("button", name=re.compile("Stop")).first.click()
     wait_for(lambda: run_meta(app.runs_dir, ids["A"]).get("status") == "stopped", timeout=300,
              message="A's run to stop")
     assert (app.runs_dir / ids["A"] / "model.keras").is_file(), "A's run lost its model"

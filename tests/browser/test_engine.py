@@ -100,8 +100,8 @@ def test_reload_and_another_browser_reattach_and_stop_works(fresh_app, open_sess
 
     # the same address in another browser: the same run, as far along
     other = open_session(app)
-    other.goto(page.url)
-    expect(main(other).get_by_text(LIVE)).to_be_visible(timeout=60_000)
+    other.goto(page.url, wait_until="commit", timeout=120_000)
+    expect(main(other).get_by_text(LIVE)).to_be_visible(timeout=120_000)
     assert run_in_url(other) == run_id
     now = feed_batches(app.runs_dir, run_id)
     for p in (page, other):
