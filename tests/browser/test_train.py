@@ -44,13 +44,13 @@ def test_train_watch_leave_return_stop(page, screenshot_dir):
     expect(m.get_by_text(LIVE)).to_be_visible()
     expect(m.locator("h3", has_text="fashion_mnist · dense")).to_be_visible()
     first = wait_for(lambda: batches_shown(page), timeout=180, message="the first batches on the live chart")
-    points_first = wait_for(lambda: batch_chart_points(page), timeout=30, message="points in the live chart")
+    points_first = wait_for(lambda: batch_chart_points(page), timeout=120, message="points in the live chart")
     expect(progress(page)).to_contain_text("training")
     later = wait_for(lambda: (n := batches_shown(page)) and n > first and n, timeout=60,
                      message=f"more than {first} batches")
     points_later = wait_for(
         lambda: (p := batch_chart_points(page)) and (p > points_first or p >= CHART_POINTS_CAP) and p,
-        timeout=30, message=f"more than {points_first} points drawn")
+        timeout=120, message=f"more than {points_first} points drawn")
     assert later > first and points_later > points_first or points_later >= CHART_POINTS_CAP
     screenshot(page, screenshot_dir / "train.png")
 
