@@ -79,13 +79,17 @@ def live(run_id: str, was_active: bool) -> None:
     run = training.load(run_id)
     snap = training.snapshot(run_id)
     active = run.status in runs.ACTIVE
-    # run.json says queued/finished/failed; while it runs, the feed has the finer steps (loading data, saving…)
-    status = snap.get("status", "starting") if run.status == "running" else run.status
+    # run.json says queued/finished/failed; while it runs, the feed has the finer steps (loading data, saving…).
+    # It says queued until TensorFlow has loaded in the worker: a run the engine has started is past the queue
+    position = training.queue_position(run_id)
+    started = run.status == "running" or (run.status == "queued" and not position
+                                          and (snap.get("status") or training.engine().is_active(run_id)))
+    status = snap.get("status", "starting") if started else run.status
     st.subheader(f"{run.config.get('dataset')} · {run.config.get('arch')}")
     progress(snap, status)
     if status == "queued":
         st.warning(f"Busy: another training is running on this server (at most {training.max_concurrent()} at "
-                   f"a time). Yours is number {training.queue_position(run_id) or '?'} in the queue and starts "
+                   f"a time). Yours is number {position or '?'} in the queue and starts "
                    "as soon as a slot frees up.")
     if active:
         stopping = training.stopping(run_id)

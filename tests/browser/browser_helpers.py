@@ -1,9 +1,11 @@
 """What a person does in the app, in Playwright terms: open a page, pick an option, draw, look for errors."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 try:
     from playwright.sync_api import Locator, Page, expect
@@ -13,6 +15,8 @@ except ImportError:  # then conftest skips every browser test, but the modules m
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
 MAX_SHOT_HEIGHT = 3200  # px: a full page, but not an endless one
+LIVE = re.compile(r"^Training runs in ")  # the Train page's note above a queued or running run's live view
+PROGRESS = re.compile(r"(\w+) · epoch (\d+)/(\d+) · batch (\d+)/(\d+)")
 
 
 def main(page: Page) -> Locator:
@@ -169,3 +173,89 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
         time.sleep(interval)
+
+
+# --- the Train page's live view, and the run folders behind it ------------------------------------------------
+
+def start_training(page: Page, timeout: float = 180_000) -> str:
+    """Click Start training; wait for the live view; the run id that the page's address now names."""
+    main(page).get_by_role("button", name=re.compile("Start training")).click()
+    expect(main(page).get_by_text(LIVE)).to_be_visible(timeout=timeout)
+    expect(page).to_have_url(re.compile(r"[?&]run=[^&]+"), timeout=timeout)
+    return run_in_url(page)
+
+
+def run_in_url(page: Page) -> str | None:
+    """The run named by ?run= in the page's address."""
+    return parse_qs(urlparse(page.url).query).get("run", [None])[0]
+
+
+def train_progress(page: Page) -> tuple[str, int, int, int, int] | None:
+    """(status, epoch, epochs, batch, steps) from the Train page's progress bar, or None (none, mid-redraw)."""
+    try:
+        texts = main(page).locator("[data-testid=stProgress]").all_inner_texts()
+    except Exception:  # redrawn meanwhile
+        return None
+    found = [m for m in map(PROGRESS.search, texts) if m]
+    if not found:
+        return None
+    status, *numbers = found[-1].groups()
+    return (status, *map(int, numbers))
+
+
+def progress_is(page: Page, status: str, epochs: int, steps: int, batch: int | None = None) -> bool:
+    """The Train page's progress bar shows `status` for a run of this many epochs and steps (at `batch`)."""
+    p = train_progress(page)
+    return bool(p) and p[0] == status and (p[2], p[4]) == (epochs, steps) and batch in (None, p[3])
+
+
+def batches_shown(page: Page) -> int | None:
+    """The live chart's caption: 'N batches · at most … points drawn'; None without a chart."""
+    caption = main(page).get_by_text(re.compile(r"^[\d,]+ batches · "))
+    try:
+        return int(caption.first.inner_text(timeout=2_000).split(" ")[0].replace(",", "")) if caption.count() else None
+    except Exception:  # redrawn by the next refresh between count() and inner_text()
+        return None
+
+
+def result_line(page: Page, status: str) -> Locator:
+    """The Train page's result for a run that ended `status` (finished/stopped) with a model."""
+    return main(page).locator("[data-testid=stAlertContentSuccess]").filter(
+        has_text=re.compile(rf"Run \S+ {status}: test accuracy"))
+
+
+def run_meta(runs_dir: Path, run_id: str) -> dict:
+    """A run's run.json as it is on disk now ({} while it is missing or being replaced)."""
+    try:
+        return json.loads((Path(runs_dir) / run_id / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def feed_batches(runs_dir: Path, run_id: str) -> int:
+    """How many batches the run's worker has written to its feed so far."""
+    try:
+        lines = (Path(runs_dir) / run_id / "feed.jsonl").read_text().splitlines()
+    except OSError:
+        return 0
+    count = 0
+    for line in lines:
+        try:
+            count += len(json.loads(line).get("b", ()))
+        except ValueError:  # a line being written
+            continue
+    return count
+
+
+def running_with_pid(runs_dir: Path, run_id: str) -> int | None:
+    """The worker's pid once the run is training (run.json: status running, with pid), else None."""
+    meta = run_meta(runs_dir, run_id)
+    return meta.get("pid") if meta.get("status") == "running" and meta.get("pid") else None
+
+
+def batch_chart_points(page: Page) -> int:
+    """Points the Train page's live batch chart draws (0 without one, or mid-redraw)."""
+    try:
+        return plotly_points(main(page).locator(".st-key-batch_chart"))
+    except Exception:  # no chart yet, or redrawn between the locator and the evaluation
+        return 0

@@ -16,6 +16,7 @@ On a failure the page's screenshot and the end of the server's log are printed w
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -249,6 +250,9 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+_SHOTS = itertools.count(1)
+
+
 @contextmanager
 def browser_session(browser, app: App, request, tmp_path: Path):
     """A new browser context (a new Streamlit session); on failure its screenshot and the server log are kept."""
@@ -260,7 +264,7 @@ def browser_session(browser, app: App, request, tmp_path: Path):
     finally:
         rep = getattr(request.node, "rep_call", None)
         if rep is None or rep.failed:
-            shot = tmp_path / f"failure-{app.url.rsplit(':', 1)[-1]}.png"
+            shot = tmp_path / f"failure-{app.url.rsplit(':', 1)[-1]}-{next(_SHOTS)}.png"  # one per session
             try:
                 page.screenshot(path=str(shot))
                 print(f"\nscreenshot at failure: {shot}")
