@@ -45,7 +45,7 @@ def attempt(fn, *args):
 
 def new_dataset() -> None:
     with st.form("md_new", clear_on_submit=True):
-        text = st.text_input("Name of the new dataset", placeholder="shapes")
+        text = st.text_input("Name of the new dataset", placeholder="shapes", key="md_new_name")
         if st.form_submit_button("Create", type="primary", icon=":material/add:") and text:
             name = attempt(owndata.create, text)
             if name:
@@ -137,7 +137,7 @@ import_zip(name)
 
 with st.form("md_add_class", clear_on_submit=True):
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    text = c1.text_input("New class", placeholder="circle")
+    text = c1.text_input("New class", placeholder="circle", key="md_new_class")
     if c2.form_submit_button("Add class", icon=":material/add:") and text:
         cls = attempt(owndata.add_class, name, text)
         if cls:

@@ -76,4 +76,5 @@ def fit_inputs(x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: 
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    return {"x": ds.repeat().batch(batch_size).prefetch(tf.data.AUTOTUNE), "steps_per_epoch": steps}
+    return {"x": ds.repeat().batch(batch_size).prefetch(tf.data.AUTOTUNE), "steps_per_epoch": steps,
+            "shuffle": False}  # shuffled above; fit would only warn that it ignores shuffle=True
