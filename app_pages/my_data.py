@@ -62,8 +62,8 @@ def import_zip(name: str) -> None:
 
 def add_images(name: str, cls: str) -> None:
     """Upload files, a folder or a zip into this class, draw, or take a photo."""
-    up, draw, photo = st.tabs(["Upload", "Draw", "Camera"])
-    with up:
+    mode = st.radio("Add images by", ["Upload", "Draw", "Camera"], horizontal=True, key="md_mode")
+    if mode == "Upload":  # one mode drawn at a time: the camera asks for permission only when chosen
         files = st.file_uploader(f"Images or a .zip for {cls}", type=UPLOAD_TYPES + ["zip"],
                                  accept_multiple_files=True, key=f"md_files_{gen}")
         folder = st.file_uploader(f"A whole folder of images for {cls}", type=UPLOAD_TYPES,
@@ -71,7 +71,7 @@ def add_images(name: str, cls: str) -> None:
         given = (files or []) + (folder or [])
         if given:
             done(owndata.add_files(name, cls, [(f.name, f.getvalue()) for f in given]))
-    with draw:
+    elif mode == "Draw":
         from streamlit_drawable_canvas import st_canvas  # importing it outside a running app raises
 
         width = st.slider("Stroke width", 6, 40, 20, key="md_stroke")
@@ -82,7 +82,7 @@ def add_images(name: str, cls: str) -> None:
         if st.button("Add drawing", icon=":material/add_photo_alternate:", disabled=not drawn, key="md_add_drawing"):
             if attempt(owndata.add_drawing, name, cls, image):
                 done(message=f"Drawing added to {cls}.")
-    with photo:
+    else:
         shot = st.camera_input(f"Take a photo for {cls}", key=f"md_camera_{gen}")
         if shot is not None:
             done(owndata.add_files(name, cls, [("photo.jpg", shot.getvalue())]))
@@ -150,8 +150,9 @@ if counts:
         st.session_state["md_class"] = pending
     if st.session_state.get("md_class") not in counts:
         st.session_state["md_class"] = next(iter(counts))
-    cls = st.radio("Class", list(counts), key="md_class", horizontal=True,
-                   format_func=lambda c: f"{c} ({counts[c]})")
+    # the labels carry no counts: changing labels would make a new widget and lose the choice
+    cls = st.radio("Class", list(counts), key="md_class", horizontal=True)
+    st.caption(" · ".join(f"{c}: {n} image(s)" for c, n in counts.items()))
     add_images(name, cls)
     st.subheader(f"{cls} · {counts[cls]} image(s)")
     gallery(name, cls)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets")
+BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets", "owndata")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -51,6 +51,10 @@ METHOD = """\
 - **Presets** (`bench_presets.py`): every architecture in `core.models.ARCHITECTURES` trained by
   `train()`; full mode uses the whole training split and the architecture's default epochs, stopped
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.
+- **Own small datasets** (`bench_owndata.py`): generated 3- and 5-class datasets (`core.synthetic`:
+  shapes on coloured backgrounds, colours, drawn sketches; 60 images a class) imported through
+  `core.owndata`, trained with `auto` by `train()` in a fresh process each; CPU time is the whole
+  process's (TensorFlow import, loading, fit, evaluation, saving).
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run
