@@ -142,15 +142,16 @@ def auto(input_shape, num_classes, side: int = 48, augment: bool = True, augment
     if edges:  # colour carries no class (the recipe's colour probe): outlines only, at training and after
         from core.layers import EdgeMagnitude
         x = EdgeMagnitude(name="edges")(x)
-    for filters in (width, width * 2, width * 4):
-        for _ in range(2):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
-            x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D()(x)
+    # explicit names: Keras's automatic ones collided ("conv2d" six times) when built in the app's training thread
+    for i, filters in enumerate((width, width * 2, width * 4), 1):
+        for j in (1, 2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i}_bn{j}")(x)
+            x = layers.Activation("relu", name=f"block{i}_relu{j}")(x)
+        x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
     # average pooling: few weights to fit and no dependence on where the object sits, which few images can't teach
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
+    x = layers.GlobalAveragePooling2D(name="average")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
     return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name="auto")
 
 

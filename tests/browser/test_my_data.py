@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from browser_helpers import (assert_no_error, choose, drawing_canvas, expect, main, open_app, open_page, screenshot,
-                             stroke, wait_idle)
+from browser_helpers import (assert_no_error, drawing_canvas, expect, fill_train_form, main, open_app, open_page,
+                             screenshot, stroke, wait_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,16 +45,7 @@ def add_class(page, name: str) -> None:
 def train_on_train_page(page, dataset_title: str, arch_title: str, epochs: int) -> str:
     """Today's Train page: choose, Start training, wait for the result line; returns the run id.
     (The one place to adapt when the Train page changes.)"""
-    open_page(page, "Train", heading="Train a model")
-    m = main(page)
-    choose(page, m, "Dataset", dataset_title)
-    wait_idle(page)
-    choose(page, m, "Architecture", arch_title)
-    wait_idle(page)
-    box = m.get_by_role("spinbutton", name="Epochs")
-    box.fill(str(epochs))
-    box.press("Enter")
-    wait_idle(page)
+    m = fill_train_form(page, {"Epochs": epochs}, dataset=dataset_title, arch=arch_title)
     m.get_by_role("button", name=re.compile("Start training")).click()
     result = m.locator("[data-testid=stAlertContentSuccess]").filter(has_text=re.compile(r"finished: test accuracy"))
     expect(result).to_be_visible(timeout=TRAIN_TIMEOUT)
