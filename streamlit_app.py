@@ -9,6 +9,7 @@ state.warm_tensorflow()
 page = st.navigation([
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/data.py", title="Data", icon=":material/dataset:"),
+    st.Page("app_pages/my_data.py", title="My data", icon=":material/add_photo_alternate:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/tune:"),

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from core import runs
-from core.datasets import DATASETS
+from core.datasets import DATASETS, is_own
 from core.inference import BlankImage, ImageError, predict_image
 from ui import charts, inside, inside_charts, state
 
@@ -18,6 +18,7 @@ if problem:  # e.g. a model.keras that doesn't match its run: a message, not a K
 shape = tuple(model.input_shape[1:])
 names = run.meta.get("data", {}).get("class_names") or [str(i) for i in range(model.output_shape[-1])]
 grayscale = len(shape) == 2 or shape[-1] == 1
+own = is_own(run.dataset)  # own datasets may hold drawings made on the same white-on-black canvas
 box = getattr(DATASETS.get(run.dataset), "ink_box", None)  # MNIST fits ink in 20 px, clothing fills 28
 st.caption(f"Model: {run.label}")
 
@@ -65,13 +66,16 @@ def show_activations(x) -> None:
 
 left, right = st.columns([1, 1], gap="large")
 with left:
-    if grayscale:
+    if grayscale or own:
         mode = st.radio("Input", ["Draw", "Upload"], horizontal=True, key="predict_mode")
     else:
         mode = "Upload"
         st.info(f"This model reads {shape[0]}×{shape[1]} colour photos, so there is no drawing canvas "
                 "(drawing is for 28×28 grayscale models such as MNIST): upload a photo instead.")
     image = draw() if mode == "Draw" else upload()
+    if own and mode == "Draw" and image is not None:
+        from core.owndata import canvas_image
+        image = canvas_image(image)  # the canvas's black, as My data stores drawings
 
 with right:
     if image is None:

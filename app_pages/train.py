@@ -2,7 +2,6 @@
 import streamlit as st
 
 from core import runs
-from core.datasets import DATASETS
 from core.models import ARCHITECTURES
 from core.training import OPTIMIZERS, TrainConfig
 from ui import charts, settings, state, training, tuning
@@ -18,12 +17,18 @@ def _init_settings() -> None:
     if "train_arch" in st.session_state:
         return
     values, ignored = settings.from_query(st.query_params.to_dict())
-    arch = values.get("train_arch", "dense")
-    defaults = {"train_dataset": state.active_dataset(), "train_arch": arch, "train_val": 0.1, "train_seed": 0,
+    dataset = values.get("train_dataset", state.active_dataset())
+    arch = values.get("train_arch", settings.default_arch(dataset))
+    defaults = {"train_dataset": dataset, "train_arch": arch, "train_val": 0.1, "train_seed": 0,
                 "train_subset": 0, "train_patience": 0, **settings.arch_defaults(arch)}
     st.session_state.update({**defaults, **values})
     if ignored:
         st.warning("Ignored settings from the link: " + "; ".join(ignored))
+
+
+def _on_dataset() -> None:  # own datasets train with `auto` by default
+    st.session_state["train_arch"] = settings.default_arch(st.session_state["train_dataset"])
+    _on_arch()
 
 
 def _on_arch() -> None:
@@ -34,8 +39,8 @@ def config_form(run_id: str | None) -> TrainConfig:
     """The training settings; changing the architecture loads its presets; the URL mirrors them."""
     _init_settings()
     c1, c2 = st.columns(2)
-    dataset = c1.selectbox("Dataset", list(DATASETS), format_func=lambda n: DATASETS[n].title, key="train_dataset",
-                           persist_state=KEEP)
+    dataset = c1.selectbox("Dataset", state.dataset_names(), format_func=state.dataset_title, key="train_dataset",
+                           on_change=_on_dataset, persist_state=KEEP)
     arch = c2.selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
                         key="train_arch", on_change=_on_arch, persist_state=KEEP)
     st.caption(ARCHITECTURES[arch].description)
@@ -140,7 +145,7 @@ else:
     cfg = config_form(run_id)
     available, why = state.status(cfg.dataset, cfg.data_path)
     if not available:
-        st.warning(f"**{DATASETS[cfg.dataset].title} is not available here.** {why}")
+        st.warning(f"**{state.dataset_title(cfg.dataset)} is not available here.** {why}")
     with st.expander("Find a learning rate", icon=":material/search:"):
         tuning.lr_finder(cfg)
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=not available):

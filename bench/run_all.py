@@ -23,7 +23,7 @@ from pathlib import Path
 import common
 
 BENCHES = ("training", "watched", "predict", "mistakes", "inside", "startup", "memory", "presets", "export",
-           "tuning")
+           "tuning", "owndata")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -70,6 +70,10 @@ METHOD = """\
 - **Tuning** (`bench_tuning.py`): learning-rate range tests of `cnn` and `dense` on Fashion-MNIST through the
   engine, timed from submit to the result on disk (worker start included); a 4-run sweep on one worker
   slot, then on two.
+- **Own small datasets** (`bench_owndata.py`): generated 3- and 5-class datasets (`core.synthetic`:
+  shapes on coloured backgrounds, colours, drawn sketches; 60 images a class) imported through
+  `core.owndata`, trained with `auto` by `train()` in a fresh process each; CPU time is the whole
+  process's (TensorFlow import, loading, fit, evaluation, saving).
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run

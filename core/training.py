@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import runs
+from core import recipes, runs
 from core.models import ARCHITECTURES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -252,11 +252,14 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
                         "n_test": len(ds.y_test)}
         keras.utils.set_random_seed(cfg.seed)
         augment = cfg.augment if cfg.augment is not None else cfg.arch == "cnn_augmented"
-        steps = math.ceil(len(y_tr) / cfg.batch_size)
+        plan = ARCHITECTURES[cfg.arch].plan(x_tr, y_tr, cfg) if ARCHITECTURES[cfg.arch].plan else {}
+        steps = plan.get("steps_per_epoch") or math.ceil(len(y_tr) / cfg.batch_size)
+        if plan:
+            meta["recipe"] = plan
         strategy = mirrored_strategy() if cfg.distribute else None
         with strategy.scope() if strategy else contextlib.nullcontext():
-            model = build_model(cfg.arch, ds.input_shape, ds.num_classes, augment=augment,
-                                augment_profile=ds.augment, seed=cfg.seed)
+            model = build_model(cfg.arch, ds.input_shape, ds.num_classes, **{
+                "augment": augment, "augment_profile": ds.augment, "seed": cfg.seed, **plan.get("model", {})})
             compile_model(model, cfg, steps)
         if strategy:
             meta["devices"] = list(strategy.extended.worker_devices)
@@ -272,7 +275,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         writer = RunWriter(path, meta)
         keep = best_epoch_keeper(cfg.early_stopping_patience)
         t0 = time.perf_counter()
-        model.fit(x_tr, y_tr, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0, shuffle=True,
+        model.fit(**recipes.fit_inputs(x_tr, y_tr, cfg.batch_size, steps, cfg.seed), epochs=cfg.epochs, verbose=0,
                   validation_data=(x_val, y_val) if len(y_val) else None,
                   callbacks=[live, writer, *keep, *callbacks])
         meta["fit_seconds"] = round(time.perf_counter() - t0, 2)

@@ -35,6 +35,7 @@ def app_env(tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("app_runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLASSIFIER_LAB_RUNS", str(runs_dir))
+        mp.setenv("CLASSIFIER_LAB_DATA", str(tmp_path_factory.mktemp("app_data")))
         mp.setenv("CLASSIFIER_LAB_OFFLINE", "1")
         mp.setenv("CLASSIFIER_LAB_MAX_TRAININGS", "1")
         yield runs_dir
@@ -126,6 +127,36 @@ def model_options(at) -> list[str]:
     return list(boxes[0].proto.options) if boxes else []
 
 
+def png_bytes() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_my_data_page_makes_a_dataset_and_deletes_it_after_confirmation(mnist_run):
+    from core import owndata
+
+    at = open_page(new_app(), "app_pages/my_data.py")
+    assert_clean(at, "my data, empty")
+    at.text_input[0].input("toys!")  # in a form: sent with the submit button
+    button(at, "Create").click().run()
+    assert at.selectbox(key="md_dataset").value == "toys" and "toys" in owndata.list_datasets()
+    for cls in ("ball", "car"):
+        at.text_input(key="md_new_class").input(cls)
+        button(at, "Add class").click().run()
+        owndata.add_files("toys", cls, [(f"{cls}.png", png_bytes())])
+    at.run()
+    assert_clean(at, "my data, two classes")
+    assert "toys (my data)" in list(at.sidebar.selectbox(key="active_dataset").proto.options)
+    assert any("2 classes, 2 images" in c for c in values(at.caption))
+    delete = button(at, "Delete dataset toys and all its images")
+    assert delete.disabled  # not before the confirmation tick
+    at.checkbox(key="md_delete_dataset_sure").check().run()
+    button(at, "Delete dataset toys and all its images").click().run()
+    assert_clean(at, "my data, deleted")
+    assert owndata.list_datasets() == [] and at.selectbox(key="md_dataset").value == "➕ New dataset"
+
+
 def test_every_page_is_routed():
     assert {"app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/mistakes.py",
             "app_pages/predict.py"} <= set(PAGES)
@@ -165,8 +196,13 @@ def test_data_page_counts_and_augmentation():
     assert captions(at).count("original") == 6
 
 
-@pytest.mark.parametrize("dataset", ["flowers", "folder"])
+@pytest.mark.parametrize("dataset", ["flowers", "one_class"])
 def test_unavailable_dataset_warns_on_every_page(dataset, mnist_run):
+    from core import owndata
+
+    if dataset == "one_class":  # an own dataset with a single class cannot be trained on yet
+        owndata.create(dataset)
+        owndata.add_files(dataset, "only", [("a.png", png_bytes())])
     at = new_app()
     at.sidebar.selectbox(key="active_dataset").set_value(dataset).run()
     for page in PAGES:

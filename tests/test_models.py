@@ -20,7 +20,7 @@ def np_(x) -> np.ndarray:
 
 
 def test_registry_entries_are_complete():
-    assert list(ARCHITECTURES) == ["dense", "dense_wide", "cnn", "cnn_augmented", "cnn_strong"]
+    assert list(ARCHITECTURES) == ["dense", "dense_wide", "cnn", "cnn_augmented", "cnn_strong", "auto"]
     for name, a in ARCHITECTURES.items():
         assert a.name == name and a.title and a.description and callable(a.builder)
         assert a.defaults["epochs"] >= 1 and a.defaults["batch_size"] >= 1 and a.defaults["learning_rate"] > 0

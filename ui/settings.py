@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
-from core.datasets import DATASETS
+from core.datasets import dataset_names
 from core.models import ARCHITECTURES
+from core.recipes import default_arch  # noqa: F401  (the Train page's starting architecture)
 from core.training import OPTIMIZERS, TrainConfig
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512]
@@ -12,7 +13,7 @@ BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512]
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1]
 # query parameter -> (widget key, parser returning a valid value or raising ValueError)
 FIELDS = {
-    "dataset": ("train_dataset", lambda v: _choice(v, list(DATASETS))),
+    "dataset": ("train_dataset", lambda v: _choice(v, dataset_names())),
     "arch": ("train_arch", lambda v: _choice(v, list(ARCHITECTURES))),
     "epochs": ("train_epochs", lambda v: _int(v, 1, 200)),
     "batch": ("train_batch", lambda v: _choice(int(v), BATCH_SIZES)),

@@ -10,9 +10,9 @@ import numpy as np
 import streamlit as st
 
 from core import runs
-from core.datasets import DATASETS, DatasetUnavailable, dataset_status, load_dataset
+from core.datasets import DatasetUnavailable, dataset_names, dataset_status, load_dataset, spec
 
-DATASET_KEY, MODEL_KEY, PATH_KEY = "active_dataset", "active_model", "folder_path"
+DATASET_KEY, MODEL_KEY = "active_dataset", "active_model"
 
 
 # Importing TensorFlow takes a core and, while its shared library loads, the GIL for a second or more:
@@ -44,8 +44,21 @@ def active_dataset() -> str:
 
 
 def folder_path(name: str | None = None) -> str | None:
-    """The sidebar's folder path when `name` (default: the active dataset) is the folder dataset."""
-    return (st.session_state.get(PATH_KEY) or None) if (name or active_dataset()) == "folder" else None
+    """Always None: the web app reads no server path typed by a user (own images come from My data)."""
+    return None
+
+
+def dataset_title(name: str) -> str:
+    """A dataset's title for select boxes (own datasets: their name)."""
+    try:
+        return spec(name).title
+    except DatasetUnavailable:
+        return name
+
+
+def set_dataset(name: str) -> None:
+    """Make a dataset the active one; applied by the sidebar before its widgets (safe from anywhere)."""
+    st.session_state["pending_dataset"] = name
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner=False)
@@ -59,10 +72,10 @@ def dataset(name: str | None = None, path: str | None = None):
     name = name or active_dataset()
     path = path if name != active_dataset() else path or folder_path()
     try:
-        with st.spinner(f"Loading {DATASETS[name].title}…"):
+        with st.spinner(f"Loading {dataset_title(name)}…"):
             return load_dataset(name, path=path)
     except DatasetUnavailable as e:
-        st.warning(f"**{DATASETS[name].title} is not available here.** {e}")
+        st.warning(f"**{dataset_title(name)} is not available here.** {e}")
         return None
 
 
@@ -102,6 +115,8 @@ def _apply_pending() -> None:
     pending = st.session_state.pop("pending_active", None)
     if pending:
         st.session_state[DATASET_KEY], st.session_state[MODEL_KEY] = pending
+    if "pending_dataset" in st.session_state:
+        st.session_state[DATASET_KEY] = st.session_state.pop("pending_dataset")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading model…")
@@ -171,12 +186,12 @@ def sidebar() -> None:
     """Active dataset and model, and where the data comes from; shown on every page."""
     _apply_pending()
     with st.sidebar:
-        st.session_state.setdefault(DATASET_KEY, "mnist")
-        st.selectbox("Dataset", list(DATASETS), key=DATASET_KEY, format_func=lambda n: DATASETS[n].title)
+        names = dataset_names()
+        if st.session_state.get(DATASET_KEY) not in names:  # first visit, or an own dataset was deleted
+            st.session_state[DATASET_KEY] = "mnist"
+        st.selectbox("Dataset", names, key=DATASET_KEY, format_func=dataset_title)
         name = active_dataset()
-        if DATASETS[name].needs_path:
-            st.text_input("Folder of class subfolders", key=PATH_KEY, placeholder="/path/to/flower_photos")
-        ok, line = status(name, folder_path())
+        ok, line = status(name, None)
         (st.caption if ok else st.warning)(line if ok else f"Not available: {line}")
         choices = model_choices(name)
         if choices:

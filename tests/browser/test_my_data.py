@@ -1,0 +1,108 @@
+"""Scenario: make a dataset on My data — a folder upload for one class, a zip for another, canvas drawings for
+the third — train `auto` on it, and have the Predict page read a new drawing."""
+import re
+import shutil
+import zipfile
+
+import pytest
+
+from browser_helpers import (assert_no_error, drawing_canvas, expect, fill_train_form, main, open_app, open_page,
+                             screenshot, stroke, wait_idle)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NAME = "toys"
+PER_CLASS = 16
+DRAWINGS = 8
+TRAIN_TIMEOUT = 900_000  # ms: a few hundred steps on a shared, busy 2-core machine
+
+
+def zigzag(dx: float = 0, dy: float = 0, k: float = 1.0) -> list[tuple[float, float]]:
+    """A zigzag across the canvas, moved by (dx, dy) and scaled by k."""
+    return [(140 + dx + k * x, 140 + dy + k * y) for x, y in ((-90, -30), (-45, 40), (0, -30), (45, 40), (90, -30))]
+
+
+def uploader(page, label: str):
+    """The file input of the uploader labelled `label`."""
+    box = main(page).locator("[data-testid=stFileUploader]").filter(has_text=label)
+    return box.locator("[data-testid=stFileUploaderDropzoneInput]")
+
+
+def expect_added(page, text: str) -> None:
+    expect(main(page).locator("[data-testid=stAlertContentSuccess]").filter(has_text=text)).to_be_visible(
+        timeout=120_000)
+    wait_idle(page)
+    assert_no_error(page)
+
+
+def add_class(page, name: str) -> None:
+    m = main(page)
+    m.get_by_label("New class").fill(name)
+    m.get_by_role("button", name=re.compile("Add class")).click()
+    expect_added(page, f"Class {name} added")
+
+
+def train_on_train_page(page, dataset_title: str, arch_title: str, epochs: int) -> str:
+    """Today's Train page: choose, Start training, wait for the result line; returns the run id.
+    (The one place to adapt when the Train page changes.)"""
+    m = fill_train_form(page, {"Epochs": epochs}, dataset=dataset_title, arch=arch_title)
+    m.get_by_role("button", name=re.compile("Start training")).click()
+    result = m.locator("[data-testid=stAlertContentSuccess]").filter(has_text=re.compile(r"finished: test accuracy"))
+    expect(result).to_be_visible(timeout=TRAIN_TIMEOUT)
+    m.get_by_role("button", name=re.compile("Use as the active model")).click()
+    wait_idle(page)
+    return re.search(r"Run (\S+) finished", result.inner_text()).group(1)
+
+
+def test_make_train_predict_own_dataset(page, tmp_path, screenshot_dir):
+    from core import synthetic
+
+    shapes = synthetic.make(tmp_path / "shapes", "shapes", classes=2, per_class=PER_CLASS, seed=3)
+    folder = shapes / "circle"
+    archive = tmp_path / "squares.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted((shapes / "square").iterdir()):
+            zf.write(f, f"square/{f.name}")
+    shutil.rmtree(shapes / "square")
+
+    open_app(page)
+    open_page(page, "My data")
+    m = main(page)
+    m.get_by_label("Name of the new dataset").fill(NAME)
+    m.get_by_role("button", name=re.compile("Create")).click()
+    expect_added(page, f"Dataset {NAME} created")
+
+    # a folder for "circle"
+    add_class(page, "circle")
+    uploader(page, "A whole folder of images for circle").set_input_files(folder)
+    expect_added(page, f"Added {PER_CLASS} image(s) (circle: {PER_CLASS})")
+
+    # a zip of class subfolders makes "square"
+    uploader(page, "Import a .zip of class subfolders").set_input_files(archive)
+    expect_added(page, f"Added {PER_CLASS} image(s) (square: {PER_CLASS})")
+
+    # drawings for "zigzag"
+    add_class(page, "zigzag")
+    m.locator("[data-testid=stRadio]").filter(has_text="Add images by").get_by_text("Draw", exact=True).click()
+    wait_idle(page)
+    for i in range(DRAWINGS):
+        canvas = drawing_canvas(page)
+        canvas.scroll_into_view_if_needed()  # below the fold: a stroke off screen is lost
+        stroke(page, canvas, zigzag(dx=(i % 3 - 1) * 25, dy=(i % 4 - 1.5) * 20, k=0.8 + 0.05 * i))
+        add = m.get_by_role("button", name=re.compile("Add drawing"))
+        expect(add).to_be_enabled(timeout=30_000)
+        add.click()
+        expect_added(page, "Drawing added to zigzag")
+    expect(m.get_by_text(re.compile(rf"^{NAME} — my data: 3 classes, {2 * PER_CLASS + DRAWINGS} images"))).to_be_visible()
+    screenshot(page, screenshot_dir / "my_data.png")
+
+    train_on_train_page(page, f"{NAME} (my data)", "Auto (small data)", epochs=2)  # 60 steps: plenty here
+
+    open_page(page, "Predict")
+    expect(m.get_by_text(re.compile(rf"^Model: {NAME} · auto"))).to_be_visible(timeout=60_000)
+    canvas = drawing_canvas(page, timeout=60)
+    canvas.scroll_into_view_if_needed()
+    stroke(page, canvas, zigzag(dx=10, dy=15, k=0.9))
+    top = m.locator("h3").filter(has_text=re.compile(r" · [\d.]+%$"))
+    expect(top).to_have_text(re.compile(r"^zigzag · [\d.]+%$"), timeout=60_000)
+    assert_no_error(page)
