@@ -13,7 +13,7 @@ from core import runs
 from core.feed import FileSink, Publisher
 
 LOG_FILE = "worker.log"
-RESULT_FILES = ("run.json", "history.json", "model.keras", "test_probs.npy", LOG_FILE)
+RESULT_FILES = ("run.json", "history.json", "model.keras", "test_probs.npy", "heldout.npz", LOG_FILE)
 
 
 def _limit_threads(threads: int | None) -> None:
