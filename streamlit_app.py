@@ -14,6 +14,8 @@ page = st.navigation([
     st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
     st.Page("app_pages/label_errors.py", title="Label errors", icon=":material/label_off:"),
     st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),
+    st.Page("app_pages/fixes.py", title="Fixes", icon=":material/build:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
 ])
 state.sidebar()
 page.run()

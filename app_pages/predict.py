@@ -4,7 +4,7 @@ import streamlit as st
 from core import runs
 from core.datasets import DATASETS
 from core.inference import BlankImage, ImageError, predict_image
-from ui import charts, state
+from ui import charts, fixes, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 
@@ -77,3 +77,4 @@ with right:
                 overlay, how = charts.why(model, out["input"], int(out["probs"].argmax()), 168)
                 c1.image(overlay, caption=f"{how} for {top}")
             c2.plotly_chart(charts.confidence_bars(out["probs"], names), key="predict_bars")
+            fixes.add_controls(run.dataset, out["input"], names, int(out["probs"].argmax()))
