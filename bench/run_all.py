@@ -22,7 +22,7 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets")
+BENCHES = ("training", "predict", "mistakes", "startup", "memory", "presets", "labels")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -51,6 +51,10 @@ METHOD = """\
 - **Presets** (`bench_presets.py`): every architecture in `core.models.ARCHITECTURES` trained by
   `train()`; full mode uses the whole training split and the architecture's default epochs, stopped
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.
+- **Label search** (`bench_labels.py`): 40 training labels of the offline MNIST subset flipped through
+  the fix overlay, then the k-fold pass as the app runs it (k dense fold runs, 3 epochs, through the
+  engine's worker processes with its default slots; 5 folds, quick 3) and cleanlab's ranking; wall
+  time from submit to the last fold saved, and how many flips rank in the top 100 (target ≥ 30).
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run

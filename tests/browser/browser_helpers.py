@@ -158,3 +158,14 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
         time.sleep(interval)
+
+
+def tick_row(page, run_id: str) -> None:
+    """Click the checkbox of the runs table's row whose first cell is `run_id` (the table is a canvas)."""
+    table = main(page).locator("[data-testid=stDataFrame]")
+    firsts = [t.strip() for t in table.locator("tr").evaluate_all(
+        "rows => rows.map(r => (r.querySelector('td, th') || {}).textContent || '')")]
+    row = firsts.index(run_id)  # 0 is the header
+    box = table.bounding_box()
+    height = box["height"] / len(firsts)  # header and rows are the same height
+    page.mouse.click(box["x"] + 15, box["y"] + height * (row + 0.5))

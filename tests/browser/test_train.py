@@ -4,7 +4,7 @@ import re
 import pytest
 
 from browser_helpers import (expect, fill_train_form, main, open_app, open_page, plotly_points, screenshot,
-                             wait_for, wait_idle)
+                             tick_row, wait_for, wait_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,17 +39,6 @@ def runs_row(page, *texts):
     for text in texts:
         row = row.filter(has_text=text)
     return row
-
-
-def tick_row(page, run_id: str) -> None:
-    """Click the checkbox of the runs table's row whose first cell is `run_id` (the table is a canvas)."""
-    table = main(page).locator("[data-testid=stDataFrame]")
-    firsts = [t.strip() for t in table.locator("tr").evaluate_all(
-        "rows => rows.map(r => (r.querySelector('td, th') || {}).textContent || '')")]
-    row = firsts.index(run_id)  # 0 is the header
-    box = table.bounding_box()
-    height = box["height"] / len(firsts)  # header and rows are the same height
-    page.mouse.click(box["x"] + 15, box["y"] + height * (row + 0.5))
 
 
 def test_train_watch_leave_return_stop(page, screenshot_dir):
