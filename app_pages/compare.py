@@ -36,8 +36,11 @@ for side, default in (("a", retrained[0] if retrained else ids[1]), ("b", retrai
 c1, c2 = st.columns(2)
 a = byid[c1.selectbox("Before (A)", ids, key="cmp_a", format_func=lambda i: byid[i].label)]
 b = byid[c2.selectbox("After (B)", ids, key="cmp_b", format_func=lambda i: byid[i].label)]
-st.session_state["cmp_a_url"], st.session_state["cmp_b_url"] = a.id, b.id
-st.query_params.update(a=a.id, b=b.id)  # the address reproduces the comparison
+for side, chosen in (("a", a.id), ("b", b.id)):
+    if st.query_params.get(side) in byid or side not in st.query_params:
+        st.session_state[f"cmp_{side}_url"] = chosen
+        st.query_params[side] = chosen  # the address reproduces the comparison
+    # else: the address names a run still training; it stays there and is picked once that run has finished
 probs_a, probs_b = state.test_probs(a, ds), state.test_probs(b, ds)
 try:
     result = compare.compare(ds, a.meta, probs_a, b.meta, probs_b, runs.default_runs_dir())
