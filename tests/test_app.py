@@ -438,3 +438,31 @@ def test_label_errors_page_lists_and_exports(mnist_run):
     shown = [c for c in captions(at) if re.match(r"#\d+ given: \d → \d \(\d+%\)$", c)]
     assert flagged > 0 and len(shown) == min(30, flagged)
     assert [b for b in at.get("download_button") if "CSV" in b.proto.label]
+
+
+def test_fixes_page_lists_a_fix_and_undoes_it(mnist_run, app_env):
+    from core import fixes
+
+    overlay = fixes.Overlay("mnist", app_env)
+    fix = overlay.record("relabel", "test", 3, 1, "1", view="mistakes")
+    at = open_page(new_app(mnist_run), "app_pages/fixes.py")
+    assert_clean(at, "fixes")
+    assert any("relabel test #3 as **1** · from mistakes" in m.value for m in at.markdown)
+    next(b for b in at.button if b.key == f"undo_{fix.id}").click().run()
+    assert_clean(at, "undo")
+    assert overlay.state()[0] == [] and [f.id for f in overlay.state()[1]] == [fix.id]
+    assert not [b for b in at.button if b.key == f"undo_{fix.id}"]
+
+
+def test_mistake_detail_relabels_into_the_overlay(mnist_run, app_env):
+    from core import fixes
+
+    at = open_page(new_app(mnist_run), "app_pages/mistakes.py")
+    details = [b for b in at.button if b.label == "Details"]
+    index = int(details[0].key.rsplit("_", 1)[1])
+    details[0].click().run()
+    suggested = at.selectbox(key=f"m_label_{index}").value
+    button(at, "Relabel").click().run()
+    assert_clean(at, "relabel")
+    fix = fixes.Overlay("mnist", app_env).state()[0][-1]
+    assert (fix.op, fix.split, fix.key, fix.label, fix.view) == ("relabel", "test", index, suggested, "mistakes")

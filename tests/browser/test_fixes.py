@@ -43,7 +43,7 @@ def test_relabel_retrain_compare(fresh_app, open_session, subprocess_env, screen
     expect(m.get_by_text(re.compile(r"^1 active, 0 undone"))).to_be_visible()
 
     open_page(page, "Runs")
-    expect(m.locator("[data-testid=stDataFrame] tr").filter(has_text=before)).to_have_count(1, timeout=30_000)
+    expect(m.locator("[data-testid=stDataFrame] tr").filter(has_text=before)).to_have_count(1, timeout=120_000)
     tick_row(page, before)
     m.get_by_role("button", name="Retrain with fixes").click(no_wait_after=True)
     queued = m.get_by_text(re.compile(r"^Queued \S+: dense on mnist with fixes\."))
