@@ -19,6 +19,8 @@ page = st.navigation([
     st.Page("app_pages/embedding.py", title="Embedding map", icon=":material/scatter_plot:"),
     st.Page("app_pages/metrics.py", title="Metrics", icon=":material/analytics:"),
     st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
+    st.Page("app_pages/fixes.py", title="Fixes", icon=":material/build:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
 ])
 state.sidebar()
 page.run()

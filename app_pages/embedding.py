@@ -41,7 +41,7 @@ st.caption("Drag a lasso or (from the toolbar) a box around points, or click one
 picked = selected_indices(event.selection.points if event else [], groups)
 st.subheader(f"Selected images ({len(picked):,})")
 if len(picked):
-    Gallery(run, ds, probs, prefix="e", numbered=True).show(picked, (view, tuple(picked[:50]), len(picked)))
+    Gallery(run, ds, probs, prefix="e", numbered=True, view="embedding map").show(picked, (view, tuple(picked[:50]), len(picked)))
 else:
     st.info("Nothing selected yet.")
 

@@ -1,13 +1,24 @@
-"""Likely label errors: test images whose given label the model confidently disagrees with."""
+"""Likely label errors: in the training data (k-fold + cleanlab) and in the test set (the active model)."""
 import numpy as np
 import streamlit as st
 
 from core import analysis
-from ui import charts, export, state
+from ui import charts, export, fixes, label_search, state
 
 SHOW = 30
 
 st.title("Likely label errors")
+ds = state.dataset()
+if ds is None:
+    st.stop()
+st.header("In the training data")
+st.markdown("Every training image gets probabilities from a model that never saw it (k models, each trained "
+            "without one fold, on the training engine), then confident learning (cleanlab) ranks the images "
+            "whose given label those models most doubt. Fix them with one click; fixes apply when you retrain "
+            "with fixes (Runs page).")
+label_search.section(ds, state.folder_path())
+
+st.header("In the test set")
 st.markdown("Test images the model confidently puts in **another** class than their given label, "
             "ranked by how little probability the model gives the given label (confident learning: each "
             "class's threshold is the model's mean confidence on images labelled with it). Many are "
@@ -44,3 +55,4 @@ for k, row in enumerate(rows[:SHOW]):
         st.image(charts.enlarge(np.asarray(ds.x_test[i]), 112), width="stretch",
                  caption=f"#{i} given: {row['given label']} → {row['suggested label']} "
                          f"({row['confidence in suggested']:.0%})")
+        fixes.quick_controls(ds.name, "test", i, int(issues["suggested"][k]), names, "label errors", ns="le")

@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from core import analysis
-from ui import charts, export, state
+from ui import charts, export, fixes, state
 from ui.gallery import Gallery
 
 ANY = -1
@@ -19,9 +19,10 @@ if model_shape != tuple(ds.input_shape):
     st.stop()
 
 probs = state.test_probs(run, ds)
-y, pred = np.asarray(ds.y_test), probs.argmax(1)
+y, keep = fixes.test_labels(run, ds)  # a run trained with fixes is judged by its fixed test labels
+pred = probs.argmax(1)
 names = list(ds.class_names)
-summary = analysis.summary(probs, y, names)
+summary = analysis.summary(probs[keep], y[keep], names)
 cm = np.asarray(summary["confusion_matrix"])
 
 c1, c2, c3 = st.columns(3)
@@ -64,6 +65,7 @@ sort = s1.radio("Order", analysis.SORTS, horizontal=True, key="m_sort",
 seed = s2.number_input("Sample seed", 0, 10**6, 0, key="m_seed", disabled=sort != "random")
 idx = analysis.mistakes(probs, y, true_class=None if true_c == ANY else true_c,
                         pred_class=None if pred_c == ANY else pred_c, sort=sort, seed=int(seed))
+idx = idx[keep[idx]]  # test images a fix excluded are not this run's mistakes
 
 gallery = Gallery(run, ds, probs, prefix="m")
 

@@ -4,7 +4,7 @@ import streamlit as st
 from core import runs
 from core.datasets import DATASETS, is_own
 from core.inference import BlankImage, ImageError, predict_image
-from ui import charts, inside, inside_charts, state
+from ui import charts, fixes, inside, inside_charts, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 
@@ -99,3 +99,4 @@ with right:
                 c1.image(overlay, caption=f"{how} for {top}")
             c2.plotly_chart(charts.confidence_bars(out["probs"], names), key="predict_bars")
             show_activations(out["input"])
+            fixes.add_controls(run.dataset, out["input"], names, int(out["probs"].argmax()))

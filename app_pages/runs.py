@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import runs
 from core.datasets import DATASETS
-from ui import charts, export, state, training
+from ui import charts, export, fixes, state, training
 from ui.model_export import export_section
 
 st.title("Runs")
@@ -65,9 +65,19 @@ if picked:
     else:
         st.caption("No finished epoch to plot for the selected runs.")
 
+if len(picked) == 2:
+    st.page_link("app_pages/compare.py", label="Compare these two runs", icon=":material/compare_arrows:",
+                 query_params={"a": picked[1].id, "b": picked[0].id})  # the table lists newest first
 if len(picked) == 1:
     run = picked[0]
     c1, c2, c3 = st.columns(3)
+    if c1.button("Retrain with fixes", disabled=not fixes.can_retrain(run), icon=":material/build:",
+                 help="Same configuration, on the data with every fix so far (Fixes page)"):
+        new = fixes.retrain_with_fixes(run)
+        if new:
+            st.success(f"Queued **{new}**: {run.config.get('arch')} on {run.dataset} with fixes.")
+            st.page_link("app_pages/compare.py", label="Compare it with this run", icon=":material/compare_arrows:",
+                         query_params={"a": run.id, "b": new})
     c1.button("Use as the active model", on_click=state.set_active, args=(run,), disabled=not run.usable,
               icon=":material/check:")
     if run.model_path.exists():

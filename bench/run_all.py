@@ -23,7 +23,7 @@ from pathlib import Path
 import common
 
 BENCHES = ("training", "watched", "predict", "mistakes", "inside", "startup", "memory", "presets", "export",
-           "tuning", "owndata")
+           "tuning", "owndata", "labels")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -74,6 +74,10 @@ METHOD = """\
   shapes on coloured backgrounds, colours, drawn sketches; 60 images a class) imported through
   `core.owndata`, trained with `auto` by `train()` in a fresh process each; CPU time is the whole
   process's (TensorFlow import, loading, fit, evaluation, saving).
+- **Label search** (`bench_labels.py`): 40 training labels of the offline MNIST subset flipped through
+  the fix overlay, then the k-fold pass as the app runs it (k dense fold runs, 3 epochs, through the
+  engine's worker processes with its default slots; 5 folds, quick 3) and cleanlab's ranking; wall
+  time from submit to the last fold saved, and how many flips rank in the top 100 (target ≥ 30).
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run

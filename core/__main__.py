@@ -1,4 +1,4 @@
-"""Command line: python -m core datasets|data|train|lr-find|sweep|evaluate|predict|export."""
+"""Command line: python -m core datasets|data|train|lr-find|sweep|labels|evaluate|predict|export."""
 from __future__ import annotations
 
 import argparse
@@ -208,6 +208,33 @@ def cmd_sweep(args) -> int:
     return 0 if top else 1
 
 
+def cmd_labels(args) -> int:
+    """Suspected label errors in the training data (k-fold out-of-sample probabilities + cleanlab)."""
+    from core import label_search
+    from core.engine import Engine
+
+    base = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, folds=args.folds, seed=args.seed,
+                       data_path=args.path, fixes=args.fixes, max_train_samples=args.max_train_samples)
+    try:
+        label_search.fold_configs(base.resolved(), args.folds)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    engine = Engine(args.runs_dir or runs.default_runs_dir(), slots=args.slots, kind=args.engine)
+    try:
+        t0 = time.perf_counter()
+        found = label_search.search(base, engine)
+    finally:
+        engine.close()
+    for item in found:
+        print(json.dumps(item) if args.json else
+              f"{item['rank']:5d}  {item.get('index', item.get('file'))}  given {item['given_name']} → "
+              f"suggested {item['suggested_name']} ({item['confidence_in_suggested']:.0%})")
+    print(f"{len(found)} suspected label errors ({args.folds} folds of {args.arch}, "
+          f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    return 0
+
+
 def _load(spec: str, runs_dir):
     """The run and its loaded Keras model."""
     run = runs.resolve(spec, runs_dir)
@@ -340,6 +367,20 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--engine", choices=ENGINES,
                        help="where the workers run (default: $CLASSIFIER_LAB_ENGINE, else local)")
         c.add_argument("--runs-dir")
+    lb = sub.add_parser("labels", help="find label errors in the training data (k-fold + confident learning)")
+    lb.add_argument("--dataset", required=True, choices=names)
+    lb.add_argument("--folds", type=int, default=4)
+    lb.add_argument("--arch", default="dense", choices=list(ARCHITECTURES))
+    lb.add_argument("--epochs", type=int, default=3)
+    lb.add_argument("--seed", type=int, default=0)
+    lb.add_argument("--fixes", action=argparse.BooleanOptionalAction, default=True,
+                    help="search the data with the dataset's fixes applied (default) or the originals")
+    lb.add_argument("--max-train-samples", type=int, help="per fold model: train on a seeded subset this size")
+    lb.add_argument("--slots", type=int, help="fold runs at once (default: $CLASSIFIER_LAB_MAX_TRAININGS)")
+    lb.add_argument("--path", help="directory for the folder dataset")
+    lb.add_argument("--engine", choices=ENGINES)
+    lb.add_argument("--runs-dir")
+    lb.add_argument("--json", action="store_true", help="one JSON object per suspected image, best-ranked first")
     for name, helptext in (("evaluate", "evaluate a model on a test split"), ("predict", "predict image files")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("--model", required=True, help=".keras path, run id, or bundled name (mnist, fashion_mnist)")
@@ -363,7 +404,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     commands = {"datasets": cmd_datasets, "data": cmd_data, "train": cmd_train, "lr-find": cmd_lr_find,
-                "sweep": cmd_sweep, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
+                "sweep": cmd_sweep, "labels": cmd_labels, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "export": cmd_export}
     try:
         return commands[args.command](args)
     except (runs.RunError, DatasetUnavailable, owndata.OwnDataError) as e:

@@ -42,6 +42,10 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # stop after this many epochs without a better val loss
     sweep: str | None = None              # the sweep this run belongs to (core/sweeps.py)
     runs_dir: str = field(default_factory=lambda: str(runs.default_runs_dir()))
+    fixes: bool = False                   # train and evaluate on the dataset's fix overlay (core/fixes.py)
+    fixes_upto: int | None = None         # ...its first N log lines (pinned when queued); None = all of it
+    fold: int | None = None               # label search: hold out this fold of `folds`, save its probabilities
+    folds: int | None = None
 
     def resolved(self) -> "TrainConfig":
         """A copy with the architecture's defaults filled in and values checked."""
@@ -70,6 +74,8 @@ class TrainConfig:
         # 0 would silently mean "all of it" and -k "all but the last k"
         if cfg.max_train_samples is not None and cfg.max_train_samples < 1:
             raise ValueError("max train samples must be ≥ 1 (or None for the whole training split)")
+        if cfg.fold is not None and not (cfg.folds and cfg.folds >= 2 and 0 <= cfg.fold < cfg.folds):
+            raise ValueError("a held-out fold needs folds ≥ 2 and 0 ≤ fold < folds")
         return cfg
 
     def to_dict(self) -> dict:
@@ -212,6 +218,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     """
     import keras
 
+    from core import fixes, label_search
     from core.analysis import summary
     from core.callbacks import LiveMetrics, RunWriter
     from core.datasets import load_dataset
@@ -244,12 +251,15 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     tmp = path / ".model.tmp.keras"
     try:
         ds = dataset or load_dataset(cfg.dataset, path=cfg.data_path, image_size=tuple(cfg.image_size))
+        prep = fixes.for_config(ds, cfg)  # the overlay, if asked for; the data version goes into run.json
+        ds, held = label_search.hold_out(prep, cfg)
         x_tr, y_tr, x_val, y_val = _split(ds, cfg)
         if len(y_tr) == 0:
             raise ValueError("no training samples left after the validation split")
         meta["data"] = {"source": ds.source, "class_names": list(ds.class_names),
                         "input_shape": list(ds.input_shape), "n_train": len(y_tr), "n_val": len(y_val),
-                        "n_test": len(ds.y_test)}
+                        "n_test": int(prep.test_keep.sum())}
+        meta["data_version"] = prep.version
         keras.utils.set_random_seed(cfg.seed)
         augment = cfg.augment if cfg.augment is not None else cfg.arch == "cnn_augmented"
         plan = ARCHITECTURES[cfg.arch].plan(x_tr, y_tr, cfg) if ARCHITECTURES[cfg.arch].plan else {}
@@ -284,12 +294,14 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         status = "stopped" if stop.is_set() else "finished"
         store.update(status="evaluating")
         probs = predict(model, np.asarray(ds.x_test))
-        test = summary(probs, ds.y_test, ds.class_names)
+        test = summary(probs[prep.test_keep], ds.y_test[prep.test_keep], ds.class_names)
         meta.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
         store.update(status="saving")
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
+        if held:
+            label_search.save_heldout(path, model, *held)
         return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
     except BaseException as e:
         meta.update(status="failed", error=_friendly(e))

@@ -525,3 +525,31 @@ def test_runs_page_export_section_shows_each_format_and_its_checks(mnist_run, ap
     assert any(t.startswith(f"✓ top-1 agreement **{done[0]['top1_agreement']:.1%}**") for t in texts), texts
     assert sum(t.startswith("Built and checked when you click") for t in texts) == len(exports.FORMATS) - 1
     assert runs.load_run(mnist_run.path).usable
+
+
+def test_fixes_page_lists_a_fix_and_undoes_it(mnist_run, app_env):
+    from core import fixes
+
+    overlay = fixes.Overlay("mnist", app_env)
+    fix = overlay.record("relabel", "test", 3, 1, "1", view="mistakes")
+    at = open_page(new_app(mnist_run), "app_pages/fixes.py")
+    assert_clean(at, "fixes")
+    assert any("relabel test #3 as **1** · from mistakes" in m.value for m in at.markdown)
+    next(b for b in at.button if b.key == f"undo_{fix.id}").click().run()
+    assert_clean(at, "undo")
+    assert overlay.state()[0] == [] and [f.id for f in overlay.state()[1]] == [fix.id]
+    assert not [b for b in at.button if b.key == f"undo_{fix.id}"]
+
+
+def test_mistake_detail_relabels_into_the_overlay(mnist_run, app_env):
+    from core import fixes
+
+    at = open_page(new_app(mnist_run), "app_pages/mistakes.py")
+    details = [b for b in at.button if b.label == "Details"]
+    index = int(details[0].key.rsplit("_", 1)[1])
+    details[0].click().run()
+    suggested = at.selectbox(key=f"m_label_{index}").value
+    button(at, "Relabel").click().run()
+    assert_clean(at, "relabel")
+    fix = fixes.Overlay("mnist", app_env).state()[0][-1]
+    assert (fix.op, fix.split, fix.key, fix.label, fix.view) == ("relabel", "test", index, suggested, "mistakes")

@@ -227,3 +227,17 @@ def test_ctrl_c_stops_training_and_keeps_the_model(start, tmp_path):
     assert result["status"] == "stopped" and 1 <= result["epochs_done"] < 50
     assert "stopping after this batch" in err and "Traceback" not in err
     assert runs.load_run(Path(result["path"])).usable
+
+
+def test_labels_prints_one_json_object_per_suspect_best_first(start, tmp_path, mnist):
+    """A small search (2 folds of a dense net on 300 images each): JSON lines with index, given and suggested."""
+    proc = start("labels", "--dataset", "mnist", "--folds", "2", "--epochs", "1", "--max-train-samples", "300",
+                 "--slots", "2", "--runs-dir", tmp_path, "--json")
+    out, err = proc.communicate(timeout=3 * TIMEOUT)  # two workers each import TensorFlow, then cleanlab loads
+    assert proc.returncode == 0, err[-2000:]
+    found = json_lines(out)
+    assert found and [f["rank"] for f in found] == list(range(1, len(found) + 1))
+    for f in found:
+        assert 0 <= f["index"] < len(mnist.y_train) and f["given"] == mnist.y_train[f["index"]] != f["suggested"]
+    assert "suspected label errors (2 folds of dense" in err
+    assert len(list(tmp_path.glob("*-mnist-dense-*"))) == 2  # the fold runs are ordinary runs

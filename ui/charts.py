@@ -145,12 +145,30 @@ def confidence_bars(probs: np.ndarray, class_names, predicted: int | None = None
     return fig
 
 
+def grouped_bars(names, series: dict[str, np.ndarray], yaxis: dict | None = None) -> go.Figure:
+    """One bar per class for each named series, side by side."""
+    fig = go.Figure([go.Bar(x=[str(n) for n in names], y=list(v), name=k) for k, v in series.items()])
+    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=10, b=10), yaxis=yaxis or {},
+                      xaxis=dict(type="category"))  # else digit names make a numeric axis labelled 0, 2, 4…
+    return fig
+
+
 def class_counts(names, train_counts, test_counts) -> go.Figure:
     """Images per class in each split."""
-    fig = go.Figure([go.Bar(x=list(names), y=train_counts, name="train"),
-                     go.Bar(x=list(names), y=test_counts, name="test")])
-    fig.update_layout(barmode="group", height=320, margin=dict(l=10, r=10, t=10, b=10),
-                      xaxis=dict(type="category"))  # else digit names make a numeric axis labelled 0, 2, 4…
+    return grouped_bars(names, {"train": train_counts, "test": test_counts})
+
+
+def confusion_diff(diff: np.ndarray, class_names) -> go.Figure:
+    """After minus before, per (true, predicted) cell: fewer off the diagonal is better (blue), more is red."""
+    names = [str(c) for c in class_names]
+    off = diff * (1 - 2 * np.eye(len(names), dtype=diff.dtype))  # on the diagonal more is better: flip its sign
+    span = max(1, int(np.abs(off).max()))
+    fig = go.Figure(go.Heatmap(z=-off, x=names, y=names, text=diff, texttemplate="%{text:+d}", zmin=-span,
+                               zmax=span, colorscale="RdBu", showscale=False,
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{text:+d} images<extra></extra>"))
+    fig.update_layout(height=max(360, 40 * len(names) + 120), margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="predicted", side="top", type="category"),
+                      yaxis=dict(title="true", autorange="reversed", type="category"))
     return fig
 
 

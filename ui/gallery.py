@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui import charts, state
+from ui import charts, fixes, state
 
 PAGE_SIZE = 24
 
@@ -20,6 +20,7 @@ class Gallery:
     probs: np.ndarray
     prefix: str
     numbered: bool = False  # captions start with the test index
+    view: str = "mistakes"  # where a fix was made, as the Fixes page lists it
 
     def __post_init__(self):
         self.y, self.pred, self.names = np.asarray(self.ds.y_test), self.probs.argmax(1), list(self.ds.class_names)
@@ -44,6 +45,9 @@ class Gallery:
             d1.button("Close", key=self.key("close"), on_click=st.session_state.pop, args=(self.key("detail"), None))
             d2.plotly_chart(charts.confidence_bars(self.probs[i], names, int(pred[i]), int(y[i])), key="detail_bars")
             d2.caption(f"Test image #{i}: red = predicted class, blue = true class.")
+            with d2:
+                fixes.fix_controls(self.ds.name, "test", i, int(y[i]), names, self.view, suggested=int(pred[i]),
+                                   ns=self.prefix)
 
     def opened(self) -> int | None:
         """The test index whose details are open, if it was opened on this model."""

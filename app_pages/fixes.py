@@ -1,0 +1,59 @@
+"""Fixes: every relabel, exclusion and added image of the active dataset; undo one by one; retrain with them."""
+import numpy as np
+import streamlit as st
+
+from core import runs
+from ui import charts, fixes, state
+
+st.title("Fixes")
+ds = state.dataset()
+if ds is None:
+    st.stop()
+overlay = fixes.overlay(ds.name)
+try:
+    active, undone = overlay.state()
+except runs.RunError as e:
+    st.error(str(e))
+    st.stop()
+names = list(ds.class_names)
+st.markdown(f"Changes to **{ds.name}** made from Mistakes, Label errors and Predict. The original data is never "
+            "touched: fixes live in an append-only log and apply only to runs trained *with fixes* (Runs page: "
+            "Retrain with fixes). Each run records the data version it used.")
+st.caption(f"{len(active)} active, {len(undone)} undone · {overlay.path}")
+
+
+def undo(fix_id: str) -> None:
+    try:
+        overlay.undo(fix_id)
+    except (ValueError, runs.RunError) as e:
+        st.error(f"Could not undo: {e}")
+
+
+def thumbnail(fix):
+    if fix.op == "add":
+        return fixes.train_image(ds, fix.file)
+    if fix.split == "test":
+        return np.asarray(ds.x_test[int(fix.key)]) if str(fix.key).isdigit() and int(fix.key) < len(ds.y_test) else None
+    return fixes.train_image(ds, str(fix.key))
+
+
+def describe(fix) -> str:
+    what = {"relabel": f"relabel {fix.split} #{fix.key} as **{fix.label_name or fix.label}**",
+            "exclude": f"exclude {fix.split} #{fix.key}",
+            "add": f"add a drawing to train as **{fix.label_name or fix.label}**"}[fix.op]
+    return f"{what} · from {fix.view or '?'} · {fix.when}"
+
+
+if not active:
+    st.info("No active fixes for this dataset: open a mistake's details, a label error or a prediction to make one.")
+for fix in reversed(active):  # newest first
+    c1, c2, c3 = st.columns([1, 6, 1], vertical_alignment="center")
+    image = thumbnail(fix)
+    if image is not None:
+        c1.image(charts.enlarge(image, 56))
+    c2.markdown(describe(fix))
+    c3.button("Undo", key=f"undo_{fix.id}", on_click=undo, args=(fix.id,), icon=":material/undo:")
+if undone:
+    with st.expander(f"Undone ({len(undone)})"):
+        for fix in undone:
+            st.markdown(describe(fix))

@@ -1,0 +1,115 @@
+"""App side of data fixes: the buttons every view shares, a run's fixed labels, retrain with fixes."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import streamlit as st
+
+from core import fixes, runs
+from core.models import ARCHITECTURES
+from core.training import TrainConfig
+from ui import training
+
+VERBS = {"relabel": "Relabelled", "exclude": "Excluded", "add": "Added"}
+
+
+def overlay(dataset: str) -> fixes.Overlay:
+    return fixes.Overlay(dataset, runs.default_runs_dir())
+
+
+def _done(fix: fixes.Fix) -> None:
+    what = f"{fix.split} image {fix.key}" if fix.op != "add" else "the image to the training set"
+    st.toast(f"{VERBS[fix.op]} {what}" + (f" as {fix.label_name}" if fix.label_name else "")
+             + " — see the Fixes page; it applies when you retrain with fixes.", icon=":material/check:")
+
+
+def _record(dataset: str, *args, **kw) -> None:
+    try:
+        _done(overlay(dataset).record(*args, **kw))
+    except (ValueError, runs.RunError) as e:
+        st.error(f"Could not save the fix: {e}")
+
+
+def fix_controls(dataset: str, split: str, key, given: int, names, view: str, suggested: int | None = None,
+                 ns: str = "fix") -> None:
+    """'Relabel as …' and 'Exclude' for one item of a split; stored in the dataset's overlay, originals untouched."""
+    others = [c for c in range(len(names)) if c != given]
+    default = others.index(suggested) if suggested in others else 0
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    new = c1.selectbox("Relabel as", others, index=default, format_func=lambda c: names[c], key=f"{ns}_label_{key}")
+    c2.button("Relabel", key=f"{ns}_relabel_{key}", icon=":material/edit:", on_click=_record,
+              args=(dataset, "relabel", split, key, new, names[new]), kwargs={"view": view})
+    c3.button("Exclude", key=f"{ns}_exclude_{key}", icon=":material/block:", on_click=_record,
+              args=(dataset, "exclude", split, key), kwargs={"view": view})
+
+
+def add_controls(dataset: str, image: np.ndarray, names, top: int, view: str = "predict") -> None:
+    """'Add to the training set as …' for a preprocessed image (what the model sees)."""
+    def add(label: int) -> None:
+        try:
+            _done(overlay(dataset).add_image(image, label, names[label], view=view))
+        except (ValueError, runs.RunError) as e:
+            st.error(f"Could not add the image: {e}")
+
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    label = c1.selectbox("Add to the training set as", range(len(names)), index=top, format_func=lambda c: names[c],
+                         key="add_label")
+    c2.button("Add", key="add_image", icon=":material/add_photo_alternate:", on_click=add, args=(label,))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _run_labels(dataset: str, path: str | None, version: str, meta_fixes: dict, runs_dir: str):
+    from core.datasets import load_dataset
+
+    prep = fixes.for_run(load_dataset(dataset, path=path), {"data_version": {"fixes": meta_fixes}}, runs_dir)
+    return np.asarray(prep.dataset.y_test), prep.test_keep
+
+
+def test_labels(run: runs.Run, ds) -> tuple[np.ndarray, np.ndarray]:
+    """The test labels a run was evaluated on (its overlay's relabels) and which test images counted."""
+    meta_fixes = (run.meta.get("data_version") or {}).get("fixes")
+    if not meta_fixes:
+        return np.asarray(ds.y_test), np.ones(len(ds.y_test), bool)
+    return _run_labels(ds.name, run.config.get("data_path"), fixes.version_id(run.meta["data_version"]),
+                       meta_fixes, str(runs.default_runs_dir()))
+
+
+def can_retrain(run: runs.Run) -> bool:
+    return run.config.get("arch") in ARCHITECTURES and run.config.get("fold") is None  # not imported models
+
+
+def retrain_with_fixes(run: runs.Run) -> str | None:
+    """Queue the run's configuration again on its dataset with every fix so far; the new run id."""
+    cfg = TrainConfig.from_dict({**run.config, "runs_dir": str(training.engine().runs_dir)})
+    upto = len(overlay(run.dataset).lines())
+    try:
+        new = training.submit(dataclasses.replace(cfg, fixes=True, fixes_upto=upto, fold=None, folds=None))
+    except ValueError as e:
+        st.error(f"Cannot retrain: {e}")
+        return None
+    st.session_state["retrained"] = (run.id, new)
+    return new
+
+
+def quick_controls(dataset: str, split: str, key, suggested: int, names, view: str, ns: str) -> None:
+    """Two one-click fixes under a thumbnail: relabel as the suggested class, or exclude."""
+    st.button(f"Relabel as {names[suggested]}", key=f"{ns}_relabel_{key}", icon=":material/edit:",
+              on_click=_record, args=(dataset, "relabel", split, key, suggested, names[suggested]),
+              kwargs={"view": view}, width="stretch")
+    st.button("Exclude", key=f"{ns}_exclude_{key}", icon=":material/block:", on_click=_record,
+              args=(dataset, "exclude", split, key), kwargs={"view": view}, width="stretch")
+
+
+def train_image(ds, key: str) -> np.ndarray | None:
+    """A training item's pixels by key: a built-in index or own-dataset path, or an image a fix added."""
+    where = {k: i for i, k in enumerate(fixes.item_keys(ds, "train"))}
+    if key in where:
+        return np.asarray(ds.x_train[where[key]])
+    from PIL import Image
+
+    try:
+        with Image.open(overlay(ds.name).dir / key) as im:
+            return np.asarray(im.convert("L"))
+    except (OSError, ValueError):
+        return None
