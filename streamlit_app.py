@@ -16,11 +16,11 @@ page = st.navigation([
     st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
     st.Page("app_pages/label_errors.py", title="Label errors", icon=":material/label_off:"),
     st.Page("app_pages/predict.py", title="Predict", icon=":material/draw:"),
-    st.Page("app_pages/embedding.py", title="Embedding map", icon=":material/scatter_plot:"),
+    st.Page("app_pages/embedding_map.py", title="Embedding map", icon=":material/scatter_plot:"),
     st.Page("app_pages/metrics.py", title="Metrics", icon=":material/analytics:"),
     st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
     st.Page("app_pages/fixes.py", title="Fixes", icon=":material/build:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-])
+], expanded=True)  # every page in view: past ten Streamlit would hide the rest behind "View more"
 state.sidebar()
 page.run()

@@ -2,7 +2,6 @@
 import streamlit as st
 
 from core import runs, sweeps
-from core.datasets import DATASETS
 from core.models import ARCHITECTURES
 from core.training import TrainConfig
 from ui import settings, state, training, tuning
@@ -16,8 +15,10 @@ def new_sweep() -> None:
     """The grid: several values per setting; every combination, or N of them at random."""
     with st.form("new_sweep", border=False):
         c1, c2 = st.columns(2)
-        dataset = c1.selectbox("Dataset", list(DATASETS), format_func=lambda n: DATASETS[n].title,
-                               index=list(DATASETS).index(state.active_dataset()), key="sweep_dataset")
+        names = state.dataset_names()  # built-ins and own datasets, as the Train page lists them
+        active = state.active_dataset()
+        dataset = c1.selectbox("Dataset", names, format_func=state.dataset_title,
+                               index=names.index(active) if active in names else 0, key="sweep_dataset")
         archs = c2.multiselect("Architectures", list(ARCHITECTURES), default=["dense"], key="sweep_archs")
         c1, c2, c3 = st.columns(3)
         lrs = c1.multiselect("Learning rates", settings.LEARNING_RATES, default=[1e-3, 3e-3], key="sweep_lrs")

@@ -129,7 +129,7 @@ def embedding_page(quick: bool) -> list[dict]:
     at.session_state["active_model"] = str(run_.path)
     at.run()
     _check(at, "home")
-    at.switch_page("app_pages/embedding.py")
+    at.switch_page("app_pages/embedding_map.py")
     first, first_cpu, _ = _cpu_timed(at.run)
     _check(at, "embedding, first")
     if not any((c.key or "").startswith("e_map_") for c in at.get("plotly_chart")):

@@ -93,7 +93,7 @@ def map_points(at) -> list[list[int]]:
 def test_embedding_map_colours_and_selection_fill_the_gallery(mnist_run, data):
     probs, ds = data
     y, pred = ds.y_test, probs.argmax(1)
-    at = open_page(new_app(mnist_run), "app_pages/embedding.py")
+    at = open_page(new_app(mnist_run), "app_pages/embedding_map.py")
     assert_clean(at, "embedding")
     spec = json.loads(the_map(at).proto.spec)
     assert [t["type"] for t in spec["data"]] == ["scattergl"] * 10
@@ -166,7 +166,7 @@ def test_model_page_draws_the_layer_graph(mnist_run):
 
 def test_an_old_selection_never_picks_from_new_groups(mnist_run):
     """A selection made under one colouring belongs to that chart: after a colour change nothing is selected."""
-    at = open_page(new_app(mnist_run), "app_pages/embedding.py")
+    at = open_page(new_app(mnist_run), "app_pages/embedding_map.py")
     send_selection(at, the_map(at), {"points": [{"curve_number": 0, "point_index": 0}], "point_indices": [0],
                                      "box": [], "lasso": []})
     assert any(s.value == "Selected images (1)" for s in at.subheader)

@@ -234,7 +234,7 @@ def test_folder_bad_path(path):
 
 
 def test_flowers_offline():
-    with pytest.raises(D.DatasetUnavailable, match="folder") as e:
+    with pytest.raises(D.DatasetUnavailable, match="import it as your own dataset") as e:
         D.load_dataset("flowers")
     assert "flower_photos" in str(e.value)
     assert D.dataset_status("flowers")[0] is False

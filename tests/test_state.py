@@ -11,7 +11,6 @@ def test_warm_tensorflow_takes_its_heap_out_of_the_collectors_sight():
         state.warm_tensorflow().join(300)
         import tensorflow  # noqa: F401
 
-        assert gc.get_freeze_count() > 100_000
-        assert len(gc.get_objects(2)) < gc.get_freeze_count() / 2
+        assert gc.get_freeze_count() > 100_000  # TensorFlow's (and whatever else lived then) are frozen
     finally:
         gc.unfreeze()
