@@ -102,13 +102,18 @@ def live(run_id: str, was_active: bool) -> None:
                   disabled=stopping, key="stop_button", help=training.STOP_HELP)
         if stopping and status != "queued":
             st.caption("Stopping after the current batch…")
-    if snap["steps"]:
+    if was_active and not active:
+        st.rerun()  # ended: redraw the whole page (sidebar, result) once, without the timer
+
+
+def curves(run_id: str, live: bool) -> None:
+    """Per-batch and per-epoch curves; a live run shows its axes before the first points arrive."""
+    snap = training.snapshot(run_id)
+    if snap["steps"] or live:
         st.plotly_chart(charts.batch_curves(snap), key="batch_chart")
         st.caption(f"{snap['n_batches']:,} batches · at most {charts.MAX_POINTS} points drawn, smoothed")
     if snap["epochs"]:
         st.plotly_chart(charts.epoch_curves({"run": snap["epochs"]}), key="epoch_chart")
-    if was_active and not active:
-        st.rerun()  # ended: redraw the whole page (sidebar, result) once, without the timer
 
 
 def result(run: runs.Run) -> None:
@@ -140,6 +145,12 @@ if shown is not None and shown.status in runs.ACTIVE:
     st.info("Training runs in the background, in a process of its own: visit other pages, reload, or share this "
             "page's address; the live curves are kept with the run.")
     st.fragment(run_every=1.0)(live)(run_id, True)
+    # a chart redraw costs the browser far more CPU than the progress line: on the machine that trains, it is
+    # CPU the training does not get, so the curves redraw less often than the progress (bench/bench_watched.py)
+    every = st.segmented_control("Redraw the curves", list(training.CURVES_EVERY), key="curves_every",
+                                 default=training.CURVES_DEFAULT, format_func=training.CURVES_EVERY.get,
+                                 help=training.CURVES_HELP, persist_state=KEEP)
+    st.fragment(run_every=every or training.CURVES_DEFAULT)(curves)(run_id, True)
     st.button("Set up another training", on_click=training.forget, icon=":material/add:")
 else:
     cfg = config_form(run_id)
@@ -157,4 +168,5 @@ else:
             st.rerun()
     if shown is not None:
         live(run_id, False)
+        curves(run_id, False)
         result(shown)

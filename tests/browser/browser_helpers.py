@@ -143,10 +143,13 @@ def stroke(page: Page, canvas: Locator, points: list[tuple[float, float]], steps
     page.mouse.up()
 
 
+# points plotly drew for a trace of chart `gd`: an empty trace still has one placeholder entry, x false
+DRAWN_POINTS_JS = "(gd, t) => (gd && gd.calcdata && gd.calcdata[t] || []).filter(p => Number.isFinite(p.x)).length"
+
+
 def plotly_points(chart: Locator, trace: int = 0) -> int:
     """How many points a plotly chart in the page draws for one trace (0 before it has drawn)."""
-    return chart.locator(".js-plotly-plot").first.evaluate(
-        f"gd => (gd.calcdata && gd.calcdata[{trace}]) ? gd.calcdata[{trace}].length : 0")
+    return chart.locator(".js-plotly-plot").first.evaluate(f"gd => ({DRAWN_POINTS_JS})(gd, {trace})")
 
 
 def screenshot(page: Page, path: Path, settle_ms: int = 800) -> Path:

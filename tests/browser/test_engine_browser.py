@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (LIVE, batch_chart_points, batches_shown, expect, feed_batches, fill_train_form, main,
-                             open_app, open_page, progress_is, result_line, run_in_url, run_meta, running_with_pid,
-                             start_training, wait_for)
+from browser_helpers import (DRAWN_POINTS_JS, LIVE, batch_chart_points, batches_shown, expect, feed_batches,
+                             fill_train_form, main, open_app, open_page, progress_is, result_line, run_in_url, run_meta,
+                             running_with_pid, start_training, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,10 +34,8 @@ RELOAD_BOUND_S = 60
 KILL_BOUND_S = 5  # from SIGKILL to "failed" in run.json (the engine polls every 0.2 s)
 KILL_PAGE_BOUND_S = 30  # …and on the page, which redraws once a second: slower only on a loaded machine
 CHART_PLACED = "() => !!document.querySelector('[data-testid=stMain] .st-key-batch_chart')"
-CURVES_DRAWN = """() => {
-    const gd = document.querySelector('[data-testid=stMain] .st-key-batch_chart .js-plotly-plot');
-    return !!(gd && gd.calcdata && gd.calcdata[0] && gd.calcdata[0].length);
-}"""
+CURVES_DRAWN = f"""() => ({DRAWN_POINTS_JS})(
+    document.querySelector('[data-testid=stMain] .st-key-batch_chart .js-plotly-plot'), 0) > 0"""
 ERROR_SHOWN = """text => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stAlertContentError]')]
     .some(e => e.textContent.includes(text))"""
 
