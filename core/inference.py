@@ -50,6 +50,46 @@ def _strided(a: np.ndarray) -> np.ndarray:
     return a[::step, ::step]
 
 
+def _otsu(v: np.ndarray) -> float:
+    """Otsu's threshold of 0..255 values: the cut that maximises the variance between the two classes."""
+    hist = np.bincount(np.clip(v, 0, 255).astype(np.int64).ravel(), minlength=256).astype(np.float64)
+    w0 = np.cumsum(hist)
+    m0 = np.cumsum(hist * np.arange(256))
+    w1 = w0[-1] - w0
+    ok = (w0 > 0) & (w1 > 0)
+    between = np.where(ok, (m0[-1] * w0 - m0 * w0[-1]) ** 2 / np.where(ok, w0 * w1, 1.0), -1.0)
+    return float(np.argmax(between)) + 0.5
+
+
+def _spread(v: np.ndarray) -> float:
+    """Robust standard deviation (scaled median absolute deviation)."""
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def _paper(gray: np.ndarray) -> tuple[bool, np.ndarray]:
+    """Whether the background is light, and a sample of background pixels from the image's outer band.
+
+    The band is the background unless ink runs off the frame (a tight scan): then it holds two kinds
+    of pixel, and if one kind lies clearly beyond the other's noise it is ink and is left out; the
+    four corners, which a digit rarely fills, say which kind is the background."""
+    s = _strided(gray)
+    band = _border(s)
+    whole = (bool(np.median(band) > 127.5), band)
+    t = _otsu(s)
+    high = band > t
+    if high.all() or not high.any():
+        return whole
+    k = max(1, min(s.shape) // 8)
+    corners = np.array([np.median(c) > t for c in (s[:k, :k], s[:k, -k:], s[-k:, :k], s[-k:, -k:])])
+    light = corners.sum() >= 3 if corners.sum() != 2 else high.mean() > 0.5
+    paper, ink = (band[high], band[~high]) if light else (band[~high], band[high])
+    # the other kind counts as ink only if most of it lies beyond the paper's 3-sigma floor
+    gap = np.median(ink) - np.median(paper)
+    if abs(gap) <= 3.0 * _spread(paper):
+        return whole
+    return light, paper
+
+
 def to_gray_ink(image) -> np.ndarray:
     """Any input -> 2-D float32 0..255 with bright ink on a 0 background."""
     img = _as_image(image)
@@ -73,12 +113,11 @@ def to_gray_ink(image) -> np.ndarray:
             # mostly opaque: fill the few see-through pixels with the typical colour so they read as background
             cover = alpha / 255.0
             gray = gray * cover + float(np.median(_strided(gray)[_strided(alpha) >= 128])) * (1.0 - cover)
-    sample = _border(_strided(gray))
-    bg = float(np.median(sample))
-    if bg > 127.5:  # the background is light: dark pen on paper, so flip to MNIST's bright-on-dark
+    light, sample = _paper(gray)
+    if light:  # the background is light: dark pen on paper, so flip to MNIST's bright-on-dark
         gray = 255.0 - gray
         sample = 255.0 - sample
-        bg = 255.0 - bg
+    bg = float(np.median(sample))
     # paper grey and its texture/JPEG noise (robust spread, 3 sigma) become exactly 0
     floor = bg + 3.0 * 1.4826 * float(np.median(np.abs(sample - bg)))
     if floor >= 254.0:
