@@ -108,7 +108,7 @@ def _floor(gray: np.ndarray) -> tuple[bool, np.ndarray]:
         coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(3), a.T @ v[fit])
         resid = v - design @ coef
         sigma = _spread(resid[fit])
-        fit = resid <= 2.5 * sigma + 1e-6
+        fit = resid - np.median(resid[fit]) <= 2.5 * sigma + 1e-6  # keeps at least half
     h, w = gray.shape
     level = (np.float32(coef[0] + 3.0 * sigma) + np.float32(coef[1]) * np.arange(h, dtype=np.float32)[:, None]
              + np.float32(coef[2]) * np.arange(w, dtype=np.float32)[None, :])
