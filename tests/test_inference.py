@@ -341,3 +341,14 @@ def test_ink_touching_the_frame_is_read(kind, dark):
         corr = np.corrcoef(x.ravel(), ref.ravel())[0, 1]
         assert corr > 0.9, (contrast, tilt, corr)
         assert x[:, :3].max() == 0 and x[:, -3:].max() == 0  # the paper around the centred digit is 0
+
+
+def test_uneven_light_stays_paper(ref7):
+    """A photo lit from one side (paper 150 to 245 grey) with a small digit: the light's gradient is paper."""
+    ink = np.asarray(digit("7"), np.float32) / 255
+    paper = np.linspace(150, 245, 280, dtype=np.float32)[None, :].repeat(280, 0)
+    photo = Image.fromarray((paper * (1 - ink) + 40 * ink).astype(np.uint8)).convert("RGB")
+    x = preprocess(jpeg(photo, quality=80), (28, 28))
+    assert np.abs(x.astype(int) - ref7).mean() < 8
+    g = inf.to_gray_ink(photo)
+    assert (g[:, 150:] == 0).all() and (g > 100).sum() > 0.8 * (np.asarray(digit("7")) > 128).sum()
