@@ -50,6 +50,71 @@ def _strided(a: np.ndarray) -> np.ndarray:
     return a[::step, ::step]
 
 
+def _otsu(v: np.ndarray) -> float:
+    """Otsu's threshold of 0..255 values: the cut that maximises the variance between the two classes."""
+    hist = np.bincount(np.clip(v, 0, 255).astype(np.int64).ravel(), minlength=256).astype(np.float64)
+    w0 = np.cumsum(hist)
+    m0 = np.cumsum(hist * np.arange(256))
+    w1 = w0[-1] - w0
+    ok = (w0 > 0) & (w1 > 0)
+    between = np.where(ok, (m0[-1] * w0 - m0 * w0[-1]) ** 2 / np.where(ok, w0 * w1, 1.0), -1.0)
+    return float(np.argmax(between)) + 0.5
+
+
+def _spread(v: np.ndarray) -> float:
+    """Robust standard deviation (scaled median absolute deviation)."""
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def _paper(s: np.ndarray, band: np.ndarray) -> tuple[bool, np.ndarray]:
+    """Whether the background is light, and which pixels of the outer band are background.
+
+    The band is all background unless ink runs off the frame (a tight scan): then it holds two kinds
+    of pixel, and if one kind lies clearly beyond the other's noise it is ink and is left out; the
+    four corners, which a digit rarely fills, say which kind is the background."""
+    whole = (bool(np.median(band) > 127.5), np.ones(band.shape, bool))
+    t = _otsu(s)
+    high = band > t
+    if high.all() or not high.any():
+        return whole
+    k = max(1, min(s.shape) // 8)
+    corners = np.array([np.median(c) > t for c in (s[:k, :k], s[:k, -k:], s[-k:, :k], s[-k:, -k:])])
+    light = corners.sum() >= 3 if corners.sum() != 2 else high.mean() > 0.5
+    paper = high if light else ~high
+    # the other kind counts as ink only if most of it lies beyond the paper's 3-sigma floor
+    if abs(np.median(band[~paper]) - np.median(band[paper])) <= 3.0 * _spread(band[paper]):
+        return whole
+    return bool(light), paper
+
+
+def _floor(gray: np.ndarray) -> tuple[bool, np.ndarray]:
+    """Whether to flip (light paper), and the level per pixel at or below which the flipped image is paper.
+
+    The paper is a plane fitted to the outer band's background pixels (uneven light in a photo or a
+    scan), and its texture/JPEG noise (robust spread of the rest, 3 sigma) is paper too."""
+    s = _strided(gray)
+    band = _border(s)
+    light, paper = _paper(s, band)
+    v = (255.0 - band[paper]) if light else band[paper]
+    if np.ptp(v) == 0:  # a flat background (a drawing canvas's transparent alpha): nothing to fit
+        return light, np.float32(v[0])
+    step = max(1, int(math.sqrt(gray.shape[0] * gray.shape[1] / STAT_SAMPLES)))
+    ys = _border(np.broadcast_to(np.arange(s.shape[0], dtype=np.float32)[:, None] * step, s.shape))[paper]
+    xs = _border(np.broadcast_to(np.arange(s.shape[1], dtype=np.float32)[None, :] * step, s.shape))[paper]
+    design = np.stack([np.ones_like(v), ys, xs], axis=1)
+    fit = np.ones(len(v), bool)
+    for _ in range(2):  # refit without the stray ink edges and specks the first fit left far above the plane
+        a = design[fit]
+        coef = np.linalg.solve(a.T @ a + 1e-6 * np.eye(3), a.T @ v[fit])
+        resid = v - design @ coef
+        sigma = _spread(resid[fit])
+        fit = resid - np.median(resid[fit]) <= 2.5 * sigma + 1e-6  # keeps at least half
+    h, w = gray.shape
+    level = (np.float32(coef[0] + 3.0 * sigma) + np.float32(coef[1]) * np.arange(h, dtype=np.float32)[:, None]
+             + np.float32(coef[2]) * np.arange(w, dtype=np.float32)[None, :])
+    return light, level.astype(np.float32)
+
+
 def to_gray_ink(image) -> np.ndarray:
     """Any input -> 2-D float32 0..255 with bright ink on a 0 background."""
     img = _as_image(image)
@@ -73,16 +138,12 @@ def to_gray_ink(image) -> np.ndarray:
             # mostly opaque: fill the few see-through pixels with the typical colour so they read as background
             cover = alpha / 255.0
             gray = gray * cover + float(np.median(_strided(gray)[_strided(alpha) >= 128])) * (1.0 - cover)
-    sample = _border(_strided(gray))
-    bg = float(np.median(sample))
-    if bg > 127.5:  # the background is light: dark pen on paper, so flip to MNIST's bright-on-dark
+    light, floor = _floor(gray)
+    if light:  # the background is light: dark pen on paper, so flip to MNIST's bright-on-dark
         gray = 255.0 - gray
-        sample = 255.0 - sample
-        bg = 255.0 - bg
-    # paper grey and its texture/JPEG noise (robust spread, 3 sigma) become exactly 0
-    floor = bg + 3.0 * 1.4826 * float(np.median(np.abs(sample - bg)))
-    if floor >= 254.0:
+    if float(floor.min()) >= 254.0:
         return np.zeros_like(gray)
+    floor = np.minimum(floor, 254.0)
     return np.clip((gray - floor) * (255.0 / (255.0 - floor)), 0.0, 255.0)
 
 

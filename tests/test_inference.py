@@ -309,3 +309,46 @@ def test_frame_filling_items_keep_their_polarity():
     inverted = [i for i in range(300) if np.corrcoef(x[i].ravel(), ds.x_test[i].ravel())[0, 1] < 0]
     assert not inverted
     assert (predict(model, x).argmax(1) == ds.y_test[:300]).mean() > 0.85
+
+
+def stretched(kind: str) -> np.ndarray:
+    """The digit's ink cropped and stretched to fill 64×64, from 16×16 (a low-resolution scan blown up)."""
+    cov = np.asarray(digit(kind, width=16))
+    ys, xs = np.nonzero(cov > 64)
+    crop = Image.fromarray(cov[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+    return np.asarray(crop.resize((16, 16), Image.BOX).resize((64, 64), Image.BICUBIC))
+
+
+def tight_scan(kind: str, dark: bool, contrast: float = 200.0, tilt: float = 0.0, seed: int = 0) -> np.ndarray:
+    """stretched() as a scan: ink runs along the frame's edges; paper lit unevenly (tilt: grey levels
+    corner to corner), a little noise; dark ink on light paper or light ink on dark."""
+    c = stretched(kind).astype(np.float32) / 255
+    yy, xx = np.mgrid[0:64, 0:64] / 63
+    paper = (215.0 if dark else 40.0) + tilt * ((xx + yy) / 2 - 0.5)
+    ink = paper - contrast if dark else paper + contrast
+    noise = np.random.default_rng(seed).normal(0, 3, c.shape)
+    return np.clip(paper * (1 - c) + ink * c + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["0", "7"])
+@pytest.mark.parametrize("dark", [True, False], ids=["dark-on-light", "light-on-dark"])
+def test_ink_touching_the_frame_is_read(kind, dark):
+    """A tight scan's ink runs off the frame: the border band is partly ink, yet the background and the
+    polarity come out right (neither blank nor inverted) in both polarities, also on unevenly lit paper."""
+    ref = preprocess(np.pad(stretched(kind), 16), (28, 28))  # the same ink with a margin: no ink on the border
+    for contrast, tilt in ((200.0, 0.0), (170.0, 50.0), (70.0, 40.0)):  # bold ink; uneven light; faint ink
+        x = preprocess(tight_scan(kind, dark, contrast, tilt), (28, 28))
+        corr = np.corrcoef(x.ravel(), ref.ravel())[0, 1]
+        assert corr > 0.9, (contrast, tilt, corr)
+        assert x[:, :3].max() == 0 and x[:, -3:].max() == 0  # the paper around the centred digit is 0
+
+
+def test_uneven_light_stays_paper(ref7):
+    """A photo lit from one side (paper 150 to 245 grey) with a small digit: the light's gradient is paper."""
+    ink = np.asarray(digit("7"), np.float32) / 255
+    paper = np.linspace(150, 245, 280, dtype=np.float32)[None, :].repeat(280, 0)
+    photo = Image.fromarray((paper * (1 - ink) + 40 * ink).astype(np.uint8)).convert("RGB")
+    x = preprocess(jpeg(photo, quality=80), (28, 28))
+    assert np.abs(x.astype(int) - ref7).mean() < 8
+    g = inf.to_gray_ink(photo)
+    assert (g[:, 150:] == 0).all() and (g > 100).sum() > 0.8 * (np.asarray(digit("7")) > 128).sum()
