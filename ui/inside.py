@@ -2,6 +2,7 @@
 their 2-D maps, near-duplicates and outliers (per model file version and data version)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,22 @@ def _inspector(path: str, mtime: float):
 def inspector(run: runs.Run):
     """The run's activation Inspector (None when its graph can't be opened); never mutate it."""
     return _inspector(str(run.model_path), run.model_path.stat().st_mtime)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _activation_figures(path: str, mtime: float, digest: str, _x: np.ndarray) -> list:
+    from ui.inside_charts import activation_figures
+
+    found = _inspector(path, mtime)
+    return activation_figures(found.probes, found(_x)[0])
+
+
+def activation_figures(run: runs.Run, x: np.ndarray) -> list:
+    """The figures of every watched layer for this model input, made once per model file version and input:
+    a rerun with the same drawing (a toggle, a fix) doesn't call the model or build them again; never mutate them."""
+    x = np.ascontiguousarray(x)
+    digest = hashlib.blake2b(x.data, digest_size=16).hexdigest() + f"{x.dtype}{x.shape}"
+    return _activation_figures(str(run.model_path), run.model_path.stat().st_mtime, digest, x)
 
 
 def _key(run: runs.Run, ds) -> tuple:
