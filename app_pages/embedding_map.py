@@ -17,7 +17,8 @@ emb = inside.embeddings(run, ds)
 if emb is None:
     st.stop()
 y, pred, names = np.asarray(ds.y_test), probs.argmax(1), list(ds.class_names)
-kept = f"; its {emb.x.shape[1]} main directions, {emb.kept:.0%} of the variance, kept" if emb.x.shape[1] < emb.width else ""
+kept = f"; its {emb.x.shape[1]} main directions, {emb.kept:.0%} of the variance, kept" \
+    if emb.x.shape[1] < emb.width else ""
 st.caption(f"Model {run.label} on {ds.source}: {len(y):,} test images, {emb.width} dimensions each "
            f"(the last hidden layer{kept}) projected to two.")
 

@@ -155,7 +155,8 @@ def embedding_steps(quick: bool) -> list[dict]:
     if not quick:
         tsne_s, _, _ = _cpu_timed(project, emb.x, "tsne")
         common.log(f"  t-SNE {tsne_s:.1f} s")
-        rows.append(common.row("inside", "t-SNE to 2-D (on request)", tsne_s, "s", notes="scikit-learn, from the 50-D PCA"))
+        rows.append(common.row("inside", "t-SNE to 2-D (on request)", tsne_s, "s",
+                               notes="scikit-learn, from the 50-D PCA"))
     return rows
 
 
@@ -190,8 +191,8 @@ def embedding_page(quick: bool) -> list[dict]:
     med = common.median(recolour)
     return [
         common.row("inside", "embedding map, first visit (PCA)", first, "s", target=f"≤ {MAP_S:g} s",
-                   ok=first <= MAP_S, notes="AppTest script run from nothing cached (TensorFlow already imported by the "
-                   "server's warm-up): test set loaded, stored embeddings read, PCA, figure; server side, no "
+                   ok=first <= MAP_S, notes="AppTest script run from nothing cached (TensorFlow already imported by "
+                   "the server's warm-up): test set loaded, stored embeddings read, PCA, figure; server side, no "
                    "browser paint"),
         common.row("inside", "embedding map, recolour", med, "s", spread=common.spread(recolour),
                    target=f"≤ {RECOLOUR_S:g} s", ok=med <= RECOLOUR_S,

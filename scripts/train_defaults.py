@@ -128,7 +128,7 @@ def _export(run, name: str, extra: dict) -> Path:
 
 
 def write_probs(name: str) -> None:
-    """Predict the offline test split with an existing bundled model into its test_probs.npy and test_embeddings.npz."""
+    """Predict the offline test split with a bundled model into its test_probs.npy and test_embeddings.npz."""
     import numpy as np
 
     from core import runs

@@ -146,7 +146,8 @@ def test_embedding_map_without_stored_embeddings_computes_the_same_map(mnist_run
     from core.embedding import STORED
 
     at = open_page(new_app(mnist_run), "app_pages/embedding_map.py")
-    stored = np.array([p for t in json.loads(the_map(at).proto.spec)["data"] for p in zip(array(t["x"]), array(t["y"]))])
+    stored = np.array([p for t in json.loads(the_map(at).proto.spec)["data"]
+                       for p in zip(array(t["x"]), array(t["y"]))])
     copy = mnist_run.path.parent / f"{mnist_run.path.name}-nostore"
     shutil.copytree(mnist_run.path, copy)
     (copy / STORED).unlink()

@@ -46,8 +46,8 @@ def _activation_figures(path: str, mtime: float, digest: str, _x: np.ndarray) ->
 
 
 def activation_figures(run: runs.Run, x: np.ndarray) -> list:
-    """The figures of every watched layer for this model input, made once per model file version and input:
-    a rerun with the same drawing (a toggle, a fix) doesn't call the model or build them again; never mutate them."""
+    """Every watched layer's figure for this input, made once per model file version and input; never mutate them."""
+    # a rerun with the same drawing (a toggle, a fix) neither calls the model nor builds figures again
     x = np.ascontiguousarray(x)
     digest = hashlib.blake2b(x.data, digest_size=16).hexdigest() + f"{x.dtype}{x.shape}"
     return _activation_figures(str(run.model_path), run.model_path.stat().st_mtime, digest, x)
