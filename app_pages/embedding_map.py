@@ -17,8 +17,10 @@ emb = inside.embeddings(run, ds)
 if emb is None:
     st.stop()
 y, pred, names = np.asarray(ds.y_test), probs.argmax(1), list(ds.class_names)
-st.caption(f"Model {run.label} on {ds.source}: {len(y):,} test images, {emb.shape[1]} dimensions each "
-           "(the last hidden layer) projected to two.")
+kept = f"; its {emb.x.shape[1]} main directions, {emb.kept:.0%} of the variance, kept" \
+    if emb.x.shape[1] < emb.width else ""
+st.caption(f"Model {run.label} on {ds.source}: {len(y):,} test images, {emb.width} dimensions each "
+           f"(the last hidden layer{kept}) projected to two.")
 
 methods = [m for m, p in PROJECTIONS.items() if p.available()]
 c1, c2 = st.columns(2)

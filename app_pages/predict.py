@@ -4,7 +4,7 @@ import streamlit as st
 from core import runs
 from core.datasets import DATASETS, is_own
 from core.inference import BlankImage, ImageError, predict_image
-from ui import charts, fixes, inside, inside_charts, state
+from ui import charts, fixes, inside, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 
@@ -54,11 +54,8 @@ def show_activations(x) -> None:
         st.caption("This model has no conv or hidden dense layer to show.")
         return
     st.markdown("**Inside the model** — what each layer outputs for this input")
-    acts, _ = found(x)
     cols = st.columns(2)
-    for k, (probe, act) in enumerate(zip(found.probes, acts)):
-        fig = inside_charts.feature_maps(probe.name, act) if probe.kind == "conv" else \
-            inside_charts.dense_units(probe.name, act)
+    for k, fig in enumerate(inside.activation_figures(run, x)):
         cols[k % 2].plotly_chart(fig, key=f"act_{k}")
     st.caption("Each tile is one channel's map (bright = strong activation); the grid of squares after them "
                "is the last hidden layer, one square per unit.")

@@ -1,7 +1,11 @@
 """The test set as the model sees it: last-hidden-layer embeddings, 2-D maps, near-duplicates, outliers."""
 from __future__ import annotations
 
+import hashlib
+import os
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -11,6 +15,19 @@ from core.activations import penultimate
 # t-SNE, UMAP and the neighbour searches start from a PCA to 50 dimensions: the usual advice for t-SNE and
 # UMAP, and 5x less work for the distance computations on a 256-unit layer, with the structure kept
 PCA_FIRST = 50
+# the test set's embeddings as training leaves them in the run folder (next to test_probs.npy): that 50-D
+# PCA, float16. Every view starts from it (a PCA to 2-D of it is the PCA to 2-D of the full layer), it
+# is 5x smaller than the 256-D layer (1 MB for 10,000 images, so the bundled models can ship it), and
+# float16 finds the same near-duplicates and outliers on Fashion-MNIST as float32
+STORED = "test_embeddings.npz"
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Test-set embeddings as the map uses them: PCA scores (N, ≤ 50) float32, the layer's width, variance kept."""
+    x: np.ndarray
+    width: int
+    kept: float = 1.0
 
 
 def embedding_model(model):
@@ -33,6 +50,52 @@ def embeddings(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     return np.asarray(sub.predict(x, batch_size=batch_size, verbose=0), np.float32)
 
 
+def reduce(full: np.ndarray, seed: int = 0) -> Embedded:
+    """Full-width embeddings (N, D) as the map uses them: a PCA to 50 dimensions when D is wider."""
+    from sklearn.decomposition import PCA
+
+    full = np.asarray(full, np.float32)
+    if full.shape[1] <= PCA_FIRST or len(full) <= PCA_FIRST:
+        return Embedded(full, full.shape[1])
+    pca = PCA(PCA_FIRST, random_state=seed)
+    return Embedded(pca.fit_transform(full).astype(np.float32), full.shape[1],
+                    float(pca.explained_variance_ratio_.sum()))
+
+
+def images_hash(images: np.ndarray) -> str:
+    """A short hash of the test images: stored embeddings are used only for exactly the images they came from."""
+    return hashlib.blake2b(np.ascontiguousarray(images).data, digest_size=8).hexdigest()
+
+
+def save_test(model, images: np.ndarray, folder: Path) -> Path | None:
+    """Write the test set's reduced embeddings (float16) to folder/STORED, atomically; None without a hidden layer."""
+    try:
+        emb = reduce(embeddings(model, images))
+    except ValueError:
+        return None  # no hidden layer: nothing to map, the page says so
+    path, tmp = Path(folder) / STORED, Path(folder) / f".{STORED}.tmp.npz"  # np.savez keeps a .npz name as is
+    try:
+        np.savez(tmp, x=emb.x.astype(np.float16), width=emb.width, kept=emb.kept, images=images_hash(images))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_test(folder: Path, images: np.ndarray) -> Embedded | None:
+    """The stored reduced embeddings if they were made from exactly these images; None otherwise (or damaged)."""
+    path = Path(folder) / STORED
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as f:
+            if str(f["images"]) != images_hash(images) or f["x"].shape[0] != len(images):
+                return None
+            return Embedded(f["x"].astype(np.float32), int(f["width"]), float(f["kept"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged or foreign: compute again
+        return None
+
+
 def _pca(x: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
@@ -40,11 +103,7 @@ def _pca(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _reduced(x: np.ndarray, seed: int) -> np.ndarray:
-    from sklearn.decomposition import PCA
-
-    if x.shape[1] <= PCA_FIRST or len(x) <= PCA_FIRST:
-        return x
-    return PCA(PCA_FIRST, random_state=seed).fit_transform(x)
+    return reduce(x, seed).x
 
 
 def _tsne(x: np.ndarray, seed: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import recipes, runs
+from core import embedding, recipes, runs
 from core.models import ARCHITECTURES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -300,13 +300,14 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
+        embedding.save_test(model, np.asarray(ds.x_test), path)  # so the embedding map opens without a pass
         if held:
             label_search.save_heldout(path, model, *held)
         return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
     except BaseException as e:
         meta.update(status="failed", error=_friendly(e))
         meta.pop("pid", None)
-        for partial in (tmp, path / "test_probs.npy"):
+        for partial in (tmp, path / "test_probs.npy", path / embedding.STORED):
             try:  # a disk that filled up mid-save: free the half-written file first, so run.json fits
                 partial.unlink(missing_ok=True)
             except OSError:

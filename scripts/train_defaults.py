@@ -3,7 +3,7 @@
     .venv/bin/python scripts/train_defaults.py mnist           # seed 0 (--seeds 0 1 2: keeps the best on drawn digits)
     .venv/bin/python scripts/train_defaults.py fashion_mnist
     .venv/bin/python scripts/train_defaults.py all
-    .venv/bin/python scripts/train_defaults.py probs          # only re-write test_probs.npy of both
+    .venv/bin/python scripts/train_defaults.py probs          # only re-write test_probs.npy (+ embeddings) of both
 
 Every model is trained by core.training.train with the fixed config below into a temporary runs
 folder; the finished run folder is then copied to assets/models/<name>/ as the app reads it
@@ -11,7 +11,9 @@ folder; the finished run folder is then copied to assets/models/<name>/ as the a
 "bundled" section saying how it was made and chosen), history.json and model.keras (saved
 without optimizer state, so it is small) and test_probs.npy (the model's probabilities on the
 offline test split, so the first Mistakes visit needn't predict 10,000 images; the app uses them
-only while the data source matches run.json's).
+only while the data source matches run.json's) and test_embeddings.npz (the last hidden layer on the
+test split, as a 50-D PCA in float16, so the first Embedding map needn't either; used only for the
+very test images it was made from).
 
 Data: the Keras download cache is hidden (KERAS_HOME points at an empty temp folder) and
 CLASSIFIER_LAB_OFFLINE=1, so 'mnist' is always the bundled offline subset (trained on its 8,000
@@ -101,12 +103,13 @@ def _train(name: str, runs_dir: Path, ds=None, **overrides):
 def _export(run, name: str, extra: dict) -> Path:
     """Copy a finished run folder to assets/models/<name>/ in the bundled form."""
     from core import runs
+    from core.embedding import STORED
 
     dest = BUNDLED / name
     tmp = BUNDLED / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for file in ("history.json", "test_probs.npy"):
+    for file in ("history.json", "test_probs.npy", STORED):
         shutil.copy2(run.path / file, tmp / file)
     runs.load_model(run.model_path).save(tmp / "model.keras")  # uncompiled: no optimizer state
     meta = dict(run.meta)
@@ -125,24 +128,28 @@ def _export(run, name: str, extra: dict) -> Path:
 
 
 def write_probs(name: str) -> None:
-    """Predict the offline test split with an existing bundled model into its test_probs.npy."""
+    """Predict the offline test split with a bundled model into its test_probs.npy and test_embeddings.npz."""
     import numpy as np
 
     from core import runs
     from core.analysis import summary
     from core.datasets import load_dataset
+    from core.embedding import save_test
     from core.inference import predict
 
     run = runs.resolve(name)
     ds = load_dataset(name)
     if ds.source != run.meta["data"]["source"]:
         raise SystemExit(f"{name}: data source {ds.source!r} is not the model's {run.meta['data']['source']!r}")
-    probs = predict(runs.load_model(run.model_path), ds.x_test).astype(np.float32)
+    model = runs.load_model(run.model_path)
+    probs = predict(model, ds.x_test).astype(np.float32)
     acc = summary(probs, ds.y_test, ds.class_names)["accuracy"]
     if abs(acc - run.meta["test_accuracy"]) > 1e-3:
         raise SystemExit(f"{name}: accuracy {acc:.4f} differs from run.json's {run.meta['test_accuracy']:.4f}")
     np.save(run.path / "test_probs.npy", probs)
     print(f"wrote {run.path / 'test_probs.npy'} (accuracy {acc:.4f})", flush=True)
+    emb = save_test(model, ds.x_test, run.path)
+    print(f"wrote {emb} ({emb.stat().st_size / 1e6:.2f} MB)", flush=True)
 
 
 def train_mnist(seeds=MNIST_SEEDS) -> None:

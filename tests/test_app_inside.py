@@ -68,6 +68,9 @@ def test_predict_shows_activations_that_follow_the_input(data):
     for a, b in zip(first, second):  # every layer's picture changed with the input
         za, zb = (array(f["data"][0]["z"]).astype(float) for f in (a, b))
         assert za.shape == zb.shape and not np.allclose(np.nan_to_num(za), np.nan_to_num(zb))
+    # the figures are kept per input: back to the first image, its own pictures again; a rerun keeps them
+    assert activation_charts(upload(at, big(ds.x_test[0]), "c.png")) == first
+    assert activation_charts(at.run()) == first
 
 
 def test_predict_dense_model_shows_its_hidden_layer(mnist_run, data):
@@ -133,6 +136,32 @@ def test_embedding_map_colours_and_selection_fill_the_gallery(mnist_run, data):
     labels = [t.label for t in at.tabs]
     assert labels[0].startswith("Near-duplicate pairs (") and labels[1].startswith("Outliers (")
     assert sum(bool(re.match(r"#\d+ .+ → .+, LOF [\d.]+$", c)) for c in captions(at)) == 12
+
+
+def test_embedding_map_without_stored_embeddings_computes_the_same_map(mnist_run, tmp_path):
+    """A run folder without test_embeddings.npz (or with one made from other images): the page runs the
+    model over the test set and draws the map the stored embeddings give (float16 aside)."""
+    import shutil
+
+    from core.embedding import STORED
+
+    at = open_page(new_app(mnist_run), "app_pages/embedding_map.py")
+    stored = np.array([p for t in json.loads(the_map(at).proto.spec)["data"]
+                       for p in zip(array(t["x"]), array(t["y"]))])
+    copy = mnist_run.path.parent / f"{mnist_run.path.name}-nostore"
+    shutil.copytree(mnist_run.path, copy)
+    (copy / STORED).unlink()
+    try:
+        at = open_page(new_app(runs.load_run(copy)), "app_pages/embedding_map.py")
+        assert_clean(at, "computed embeddings")
+        assert any(f"{copy.name}" in c.value and "128 dimensions each (the last hidden layer; its 50 main directions"
+                   in c.value for c in at.caption), [c.value for c in at.caption]
+        computed = np.array([p for t in json.loads(the_map(at).proto.spec)["data"]
+                             for p in zip(array(t["x"]), array(t["y"]))])
+        assert computed.shape == stored.shape == (2000, 2)
+        np.testing.assert_allclose(np.abs(computed), np.abs(stored), atol=0.02 * np.abs(stored).max())
+    finally:
+        shutil.rmtree(copy)
 
 
 def test_metrics_table_agrees_with_the_confusion_matrix(mnist_run, data):

@@ -16,6 +16,7 @@ from PIL import Image
 from core import runs
 from core.analysis import summary
 from core.datasets import DatasetUnavailable, load_dataset
+from core.embedding import embeddings, load_test, reduce
 from core.inference import predict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,7 @@ def test_bundled_run_folder(name):
     assert meta["data"]["input_shape"] == [28, 28]
     assert meta["bundled"]["command"] == f"python scripts/train_defaults.py {name}"
     assert np.load(run.path / "test_probs.npy").shape == (meta["data"]["n_test"], len(meta["data"]["class_names"]))
+    assert (run.path / "test_embeddings.npz").stat().st_size < 1_100_000  # a 50-D PCA in float16
     assert json.loads((run.path / "history.json").read_text())["epochs"]
     assert run.model_path.stat().st_size < 5_000_000
     assert name in {r.id for r in runs.bundled_models()}
@@ -92,6 +94,10 @@ def test_recorded_test_accuracy_holds(name, models):
     if ds.source == run.meta["data"]["source"]:  # the shipped predictions the Mistakes page starts from
         shipped = np.load(run.path / "test_probs.npy")
         np.testing.assert_allclose(shipped, probs, atol=1e-3)
+        # and the shipped embeddings the Embedding map starts from: the model's own on these very images
+        stored, fresh = load_test(run.path, ds.x_test), reduce(embeddings(model, ds.x_test))
+        assert stored is not None and stored.width == 256 and stored.x.shape == (len(ds.y_test), 50)
+        np.testing.assert_allclose(np.abs(stored.x), np.abs(fresh.x), atol=0.01 * np.abs(fresh.x).max())
 
 
 def test_mnist_reads_drawn_digits(drawn):

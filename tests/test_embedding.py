@@ -100,3 +100,45 @@ def test_groups_and_selection_map_back_to_test_indices():
     assert selected_indices([], rw).tolist() == []
     with pytest.raises(ValueError):
         color_groups("nope", y, pred, "abc")
+
+
+def test_stored_embeddings_round_trip_for_exactly_their_images(trained, emb, tmp_path):
+    from core.embedding import STORED, load_test, reduce, save_test
+    from core.runs import load_model
+
+    e, ds = emb
+    model = load_model(trained[0].path / "model.keras")
+    path = save_test(model, ds.x_test, tmp_path)
+    assert path == tmp_path / STORED and not list(tmp_path.glob(".*"))  # written through a temp file
+    stored, fresh = load_test(tmp_path, ds.x_test), reduce(e)
+    assert stored.x.shape == (len(e), 50) and stored.x.dtype == np.float32 and stored.width == 128
+    assert 0.5 < stored.kept <= 1.0 and stored.kept == pytest.approx(fresh.kept, abs=1e-4)
+    np.testing.assert_allclose(stored.x, fresh.x, atol=0.02 * np.abs(fresh.x).max())  # float16 on disk
+    # the 2-D PCA of the stored 50-D form is the 2-D PCA of the full layer (up to each axis's sign)
+    a, b = project(stored.x, "pca"), project(e, "pca")
+    np.testing.assert_allclose(np.abs(a), np.abs(b), atol=0.02 * np.abs(b).max())
+    # other images (one pixel changed, or fewer) are never given these embeddings
+    other = np.array(ds.x_test)
+    other[0, 0, 0] ^= 1
+    assert load_test(tmp_path, other) is None and load_test(tmp_path, ds.x_test[:-1]) is None
+    path.write_bytes(path.read_bytes()[:100])  # damaged: computed again, no crash
+    assert load_test(tmp_path, ds.x_test) is None
+    assert load_test(tmp_path / "nowhere", ds.x_test) is None
+
+
+def test_no_stored_embeddings_for_a_model_without_hidden_layer(tmp_path, mnist_small):
+    from app_helpers import save_model
+    from core.embedding import save_test
+    from core.runs import load_model
+
+    model = load_model(save_model(tmp_path / "flat.keras", (28, 28)))
+    assert save_test(model, mnist_small.x_test[:5], tmp_path) is None and not list(tmp_path.glob("*.npz"))
+
+
+def test_training_stores_the_test_embeddings(trained, emb):
+    from core.embedding import load_test, reduce
+
+    e, ds = emb
+    stored = load_test(trained[0].path, ds.x_test)
+    assert stored is not None and stored.width == e.shape[1]
+    np.testing.assert_allclose(stored.x, reduce(e).x, atol=0.02 * np.abs(stored.x).max())

@@ -126,7 +126,8 @@ def test_finished_run_folder_is_complete(trained):
     run, _, ds = trained
     assert run.status == "finished" and run.usable
     names = {p.name for p in run.path.iterdir()}
-    assert names == {"run.json", "history.json", "model.keras", "test_probs.npy"}  # no temp files left
+    assert names == {"run.json", "history.json", "model.keras", "test_probs.npy",
+                     "test_embeddings.npz"}  # no temp files left
     meta = json.loads((run.path / "run.json").read_text())
     assert meta == run.meta
     assert meta["status"] == "finished" and meta["id"] == run.id == run.path.name

@@ -58,6 +58,11 @@ def dense_units(name: str, values: np.ndarray) -> go.Figure:
                     "unit %{customdata}<br>%{z:.3f}<extra></extra>", customdata=units, height=260)
 
 
+def activation_figures(probes, acts) -> list[go.Figure]:
+    """One figure per watched layer (core.activations.Probe), from that layer's activations."""
+    return [feature_maps(p.name, a) if p.kind == "conv" else dense_units(p.name, a) for p, a in zip(probes, acts)]
+
+
 def embedding_map(xy: np.ndarray, groups: list[tuple[str, np.ndarray]], hover: list[str],
                   colors: dict[str, str] | None = None, title: str = "") -> go.Figure:
     """A WebGL scatter, one trace per group (its legend entry); hover text per test image."""
