@@ -280,7 +280,8 @@ def test_a_new_session_reattaches_by_address_and_can_stop_it(app_env):
     set_training_form(first, epochs=100, samples=0)
     button(first, "Start training").click().run()
     run_id = first.query_params["run"]
-    poll(first, lambda a: chart(a, "batch_chart") is not None)  # training, past its first batches
+    training = lambda a: any("**training**" in p.proto.text for p in a.get("progress"))  # noqa: E731
+    poll(first, training)  # the worker has started fitting (the live chart's axes are there from the start)
 
     other = AppTest.from_file(APP, default_timeout=TIMEOUT)
     other.switch_page("app_pages/train.py")  # (a page switch clears the address's parameters: set them after)
@@ -288,7 +289,7 @@ def test_a_new_session_reattaches_by_address_and_can_stop_it(app_env):
     other.run()
     assert_clean(other, "re-attached")
     assert other.query_params["run"] == run_id and chart(other, "batch_chart") is not None
-    assert any("**training**" in p.proto.text for p in other.get("progress"))
+    assert training(other)
 
     open_page(other, "app_pages/runs.py")  # Runs lists it as training now, with its own Stop
     assert any(run_id in p.proto.text for p in other.get("progress")), [p.proto.text for p in other.get("progress")]
