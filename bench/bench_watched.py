@@ -1,16 +1,21 @@
 """Watched training (issue #12): fit throughput of a training started from the Train page and watched
 there until it ends, against the same training from `python -m core train`. Both go through the engine
 (a worker process); throughput = data.n_train x epochs_done / fit_seconds from the run's run.json.
-Target watched / headless >= 0.9. Also the server's and Chromium's CPU while the page redraws.
+Target watched / headless >= 0.9. Also the server's and Chromium's CPU while the page redraws, and
+re-attaching: a reload brings the live curves back (target <= 3 s), Stop works from the reloaded page, and
+a worker killed with SIGKILL reads failed (target <= 5 s) on disk and on the page.
 
     python bench/bench_watched.py [--quick]
 """
 from __future__ import annotations
 
 import json
+import re
 import os
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import common
@@ -20,6 +25,14 @@ DATASET = "fashion_mnist"
 # (arch, training samples before the 10 % validation split, epochs, batch): the settings of issue #12
 FULL = (("dense", 40_000, 2, 32), ("cnn", 15_000, 1, 64))
 QUICK = (("dense", 10_000, 1, 32), ("cnn", 4_000, 1, 64))
+RELOAD_TARGET_S, KILL_TARGET_S = 3.0, 5.0
+RELOADS = 5
+LONG = {"dataset": DATASET, "arch": "dense", "epochs": 200, "batch": 32, "val": 0.1, "seed": 0}  # ends when stopped
+# points plotly has drawn in the Train page's live batch chart (an empty trace keeps a placeholder, x false)
+CURVES_DRAWN = """() => {
+    const gd = document.querySelector('[data-testid=stMain] .st-key-batch_chart .js-plotly-plot');
+    return (gd && gd.calcdata && gd.calcdata[0] || []).filter(p => Number.isFinite(p.x)).length > 0;
+}"""
 
 
 def _settings(arch: str, n: int, epochs: int, batch: int) -> dict:
@@ -74,6 +87,79 @@ def headless(runs_dir: Path, settings: dict) -> tuple:
     return _result(Path(line["path"]), sampler)
 
 
+def _status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def _until(check, timeout: float, what: str, every: float = 0.05) -> float:
+    """perf_counter() once check() is true."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if check():
+            return time.perf_counter()
+        time.sleep(every)
+    raise TimeoutError(f"{what} within {timeout:.0f} s")
+
+
+def _long_run(browser, url: str, runs_dir: Path):
+    """A page that has started a training that only ends when stopped, once its curves are drawn: (context,
+    page, run folder)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    common.open_train_form(page, url, LONG)
+    before = {p.name for p in runs_dir.iterdir()}
+    page.get_by_role("button", name="Start training").click()
+    _until(lambda: [p for p in runs_dir.iterdir() if p.name not in before], 60, "the run folder")
+    run_dir = next(p for p in runs_dir.iterdir() if p.name not in before)
+    _until(lambda: _status(run_dir) == "running", 300, "the worker to train")
+    page.wait_for_function(CURVES_DRAWN, timeout=300_000)
+    return context, page, run_dir
+
+
+def reattach(browser, url: str, runs_dir: Path, reloads: int) -> list[dict]:
+    """Reload a page watching a training (curves back), Stop from it; then a second run's worker killed."""
+    from playwright.sync_api import expect
+
+    context, page, run_dir = _long_run(browser, url, runs_dir)
+    try:
+        times = []
+        for _ in range(reloads):
+            time.sleep(2)  # the page redraws as a user's would meanwhile
+            t0 = time.perf_counter()
+            page.reload(wait_until="commit")
+            page.wait_for_function(CURVES_DRAWN, timeout=120_000)
+            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Stop").click()
+        stopped = _until(lambda: _status(run_dir) == "stopped", 120, "the run to stop") - t0
+        expect(page.get_by_text(re.compile(r"Run \S+ stopped: test accuracy"))).to_be_visible(timeout=60_000)
+        shown = time.perf_counter() - t0
+    finally:
+        context.close()
+    context, page, run_dir = _long_run(browser, url, runs_dir)
+    try:
+        t0 = time.perf_counter()
+        os.kill(json.loads((run_dir / "run.json").read_text())["pid"], signal.SIGKILL)
+        failed = _until(lambda: _status(run_dir) == "failed", 60, "run.json to say failed") - t0
+        expect(page.get_by_text(re.compile("worker exited"))).to_be_visible(timeout=60_000)
+        failed_page = time.perf_counter() - t0
+    finally:
+        context.close()
+    reload_s = common.median(times)
+    return [common.row("watched", "reload → live curves drawn again", reload_s, "s",
+                       spread=common.spread(times), target=f"≤ {RELOAD_TARGET_S:.0f} s", ok=reload_s <= RELOAD_TARGET_S,
+                       notes=f"a dense run on Fashion-MNIST training meanwhile; {reloads} reloads of the Train page "
+                             "(?run=<id>): from the reload to plotly's first drawn points"),
+            common.row("watched", "Stop on the reloaded page → run.json stopped", stopped, "s"),
+            common.row("watched", "Stop on the reloaded page → its result shown", shown, "s"),
+            common.row("watched", "kill -9 of the worker → run.json failed", failed, "s",
+                       target=f"≤ {KILL_TARGET_S:.0f} s", ok=failed <= KILL_TARGET_S),
+            common.row("watched", "kill -9 of the worker → the page says so", failed_page, "s")]
+
+
 def run(quick: bool) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
@@ -100,6 +186,7 @@ def run(quick: bool) -> list[dict]:
                     pairs = common.alternate(lambda: watched(browser, server, url, app_runs, settings),
                                              lambda: headless(cli_runs, settings), repeats, common.log)
                     rows += _rows(arch, n, epochs, batch, repeats, pairs, load)
+                rows += reattach(browser, url, app_runs, 2 if quick else RELOADS)
             finally:
                 browser.close()
     finally:
