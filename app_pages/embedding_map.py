@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import analysis
 from core.embedding import COLOR_BY, PROJECTIONS, color_groups, selected_indices
-from ui import charts, inside, inside_charts
+from ui import charts, inside, inside_charts, map_hover
 from ui.gallery import Gallery
 
 SHOW = 12
@@ -37,8 +37,9 @@ colors = inside_charts.GROUP_COLORS if by in ("right / wrong", "suspected label 
 view = hashlib.sha1(repr((str(run.path), ds.source, method, by)).encode()).hexdigest()[:10]
 event = st.plotly_chart(inside_charts.embedding_map(xy, groups, hover, colors), key=f"e_map_{view}",
                         on_select="rerun", selection_mode=("points", "box", "lasso"))
-st.caption("Drag a lasso or (from the toolbar) a box around points, or click one, to see those images below; "
-           "double-click the map to clear.")
+map_hover.thumbnails_on_hover(f"e_map_{view}", ds, run.config.get("data_path"))
+st.caption("Hover a point to see its image; drag a lasso or (from the toolbar) a box around points, or click one, "
+           "to see those images below; double-click the map to clear.")
 
 picked = selected_indices(event.selection.points if event else [], groups)
 st.subheader(f"Selected images ({len(picked):,})")

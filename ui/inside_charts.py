@@ -70,7 +70,7 @@ def embedding_map(xy: np.ndarray, groups: list[tuple[str, np.ndarray]], hover: l
     for k, (name, idx) in enumerate(groups):
         color = (colors or {}).get(name, PALETTE[k % len(PALETTE)])
         traces.append(dict(type="scattergl", mode="markers", name=name, x=xy[idx, 0], y=xy[idx, 1],
-                           text=[hover[i] for i in idx], hovertemplate="%{text}<extra></extra>",
+                           text=[hover[i] for i in idx], customdata=idx, hovertemplate="%{text}<extra></extra>",
                            marker=dict(size=4, color=color, opacity=0.75)))
     return go.Figure(dict(data=traces, layout=dict(
         title=dict(text=title, font=dict(size=13)), height=600, margin=MARGIN, dragmode="lasso",

@@ -51,6 +51,24 @@ def test_activations_follow_the_drawing(page, screenshot_dir):
 SELECTED = """() => window.__picked ? window.__picked.map(t => parseInt(t.slice(1))).sort((a, b) => a - b) : null"""
 
 
+# a point of the map's first trace far from the others (nothing else under the pointer): its test index
+# (customdata) and its position on the page
+HOVER_TARGET = """gd => {
+    const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+    const px = (k) => [box.left + xa._offset + xa.l2p(t.x[k]), box.top + ya._offset + ya.l2p(t.y[k])];
+    const all = gd._fullData.flatMap(d => Array.from(d.x, (x, k) => [box.left + xa._offset + xa.l2p(x),
+                                                                      box.top + ya._offset + ya.l2p(d.y[k])]));
+    let best = 0, far = -1;
+    for (let k = 0; k < Math.min(t.x.length, 300); k++) {
+        const [x, y] = px(k);
+        const near = Math.min(...all.map(([u, v]) => (u === x && v === y) ? Infinity : Math.hypot(u - x, v - y)));
+        if (near > far) { far = near; best = k; }
+    }
+    const [x, y] = px(best);
+    return {x, y, index: Number(t.customdata[best])};
+}"""
+
+
 def test_lasso_on_the_embedding_map_fills_the_gallery(page, screenshot_dir):
     open_app(page)
     open_page(page, "Embedding map", timeout=120_000)
@@ -86,6 +104,19 @@ def test_lasso_on_the_embedding_map_fills_the_gallery(page, screenshot_dir):
     assert shown == picked[:24], (texts, picked)  # the first page: the selection in test-index order
     if len(picked) > 24:
         expect(m.get_by_text(re.compile(rf"^{len(picked):,} images · showing 1–24$"))).to_be_visible()
+
+    # hovering a point shows that test image beside the pointer (the component's tooltip names its index)
+    target = plot.evaluate(HOVER_TARGET)
+    page.mouse.move(target["x"] - 40, target["y"] - 40)
+    page.mouse.move(target["x"], target["y"], steps=5)
+    tip = page.locator(".thumb")
+    expect(tip).to_be_visible(timeout=10_000)
+    expect(tip).to_have_attribute("data-index", str(target["index"]))
+    expect(tip).to_contain_text(f"#{target['index']} label")
+    assert tip.evaluate("t => getComputedStyle(t.querySelector('.img')).backgroundImage").startswith('url("data:image/webp')
+    plot.screenshot(path=str(screenshot_dir / "embedding_hover.png"))  # the map with the thumbnail over it
+    page.mouse.move(5, 5)
+    expect(tip).to_be_hidden(timeout=10_000)
 
     m.get_by_role("button", name="Details").first.click()
     expect(m.locator(".st-key-detail_bars .js-plotly-plot")).to_be_visible(timeout=30_000)
