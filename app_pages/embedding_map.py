@@ -37,7 +37,6 @@ colors = inside_charts.GROUP_COLORS if by in ("right / wrong", "suspected label 
 view = hashlib.sha1(repr((str(run.path), ds.source, method, by)).encode()).hexdigest()[:10]
 event = st.plotly_chart(inside_charts.embedding_map(xy, groups, hover, colors), key=f"e_map_{view}",
                         on_select="rerun", selection_mode=("points", "box", "lasso"))
-map_hover.thumbnails_on_hover(f"e_map_{view}", ds, run.config.get("data_path"))
 st.caption("Hover a point to see its image; drag a lasso or (from the toolbar) a box around points, or click one, "
            "to see those images below; double-click the map to clear.")
 
@@ -47,6 +46,7 @@ if len(picked):
     Gallery(run, ds, probs, prefix="e", numbered=True, view="embedding map").show(picked, (view, tuple(picked[:50]), len(picked)))
 else:
     st.info("Nothing selected yet.")
+map_hover.thumbnails_on_hover(f"e_map_{view}", ds, run.config.get("data_path"))  # after the map is on screen
 
 st.subheader("Near-duplicates and outliers")
 if not st.toggle("Find them", key="e_neigh", help="A few seconds for 10,000 images, then cached"):
