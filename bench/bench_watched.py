@@ -150,7 +150,8 @@ def reattach(browser, url: str, runs_dir: Path, reloads: int) -> list[dict]:
         context.close()
     reload_s = common.median(times)
     return [common.row("watched", "reload → live curves drawn again", reload_s, "s",
-                       spread=common.spread(times), target=f"≤ {RELOAD_TARGET_S:.0f} s", ok=reload_s <= RELOAD_TARGET_S,
+                       spread=common.spread(times), target=f"≤ {RELOAD_TARGET_S:.0f} s",
+                       ok=reload_s <= RELOAD_TARGET_S,
                        notes=f"a dense run on Fashion-MNIST training meanwhile; {reloads} reloads of the Train page "
                              "(?run=<id>): from the reload to plotly's first drawn points"),
             common.row("watched", "Stop on the reloaded page → run.json stopped", stopped, "s"),
