@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core import streaming
+
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_SUBSET = ROOT / "assets" / "data" / "mnist_subset.npz"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -299,7 +301,7 @@ def _download_flowers() -> Path:
 
 
 def _dataset(name: str, class_names: tuple[str, ...], arrays, source: str) -> Dataset:
-    xtr, ytr, xte, yte = (np.asarray(a) for a in arrays)
+    xtr, ytr, xte, yte = (a if streaming.is_lazy(a) else np.asarray(a) for a in arrays)
     ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
     for a in (xtr, ytr, xte, yte):
         a.flags.writeable = False
@@ -338,11 +340,16 @@ def _folder_dataset(name: str, root: Path, size: tuple[int, int], title: str, ow
     listing = [(d, fs) for d, fs in listing if fs]
     classes = [d for d, _ in listing]
     files = [(f, label) for label, (_, fs) in enumerate(listing) for f in fs]
-    x = np.empty((len(files), *size, 3), np.uint8)  # filled in place: a list of images doubles the peak
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Pillow decodes without the GIL
-        ok = np.fromiter(pool.map(lambda i: _read_image(files[i][0], size, x[i]), range(len(files))), bool)
+    streamed = streaming.should_stream(len(files), size)
+    if streamed:  # too big for memory: decoded once into a cache file, read batch by batch (core/streaming.py)
+        x, ok = streaming.decoded(root, [f for f, _ in files], size, _read_image)
+    else:
+        x = np.empty((len(files), *size, 3), np.uint8)  # filled in place: a list of images doubles the peak
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Pillow decodes without the GIL
+            ok = np.fromiter(pool.map(lambda i: _read_image(files[i][0], size, x[i]), range(len(files))), bool)
     keep = np.flatnonzero(ok)
     skipped = len(files) - len(keep)
+    bad = [str(files[i][0].relative_to(root)) for i in np.flatnonzero(~ok)[:3]]
     labels = np.array([label for _, label in files], np.int64)[keep]
     present, y = np.unique(labels, return_inverse=True)  # drop classes none of whose files could be read
     if len(present) < 2:
@@ -350,9 +357,12 @@ def _folder_dataset(name: str, root: Path, size: tuple[int, int], title: str, ow
                                  "not be opened); add images Pillow can read (jpg, png, webp, …).")
     train, test = stratified_split(y, TEST_FRACTION, SEED)
     source = (f"{title} — {len(present)} classes, {len(train):,} train / {len(test):,} test at "
-              f"{size[0]}×{size[1]} (stratified 80/20, seed {SEED}); {skipped} unreadable file(s) skipped")
+              f"{size[0]}×{size[1]} (stratified 80/20, seed {SEED}); {skipped} unreadable file(s) skipped"
+              + (f" ({', '.join(bad)}{', …' if skipped > len(bad) else ''})" if bad else "")
+              + ("; streamed from a decoded cache on disk" if streamed else ""))
     names = tuple(classes[i].name for i in present)
-    return _dataset(name, names, (x[keep[train]], y[train], x[keep[test]], y[test]), source)
+    x_train, x_test = streaming.take(x, keep[train]), streaming.take(x, keep[test])
+    return _dataset(name, names, (x_train, y[train], x_test, y[test]), source)
 
 
 def stratified_split(y: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SEED):

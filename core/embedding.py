@@ -43,6 +43,10 @@ def embeddings(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     sub = embedding_model(model)
     if sub is None:
         raise ValueError("this model has no hidden layer before its output, so there is no embedding to map")
+    from core.streaming import chunked
+    streamed = chunked(embeddings, model, images, batch_size)  # a big folder: a chunk in memory at a time
+    if streamed is not None:
+        return streamed
     x = np.asarray(images)
     if len(x) == 0:
         return np.zeros((0, int(sub.output_shape[-1])), np.float32)
@@ -64,7 +68,9 @@ def reduce(full: np.ndarray, seed: int = 0) -> Embedded:
 
 def images_hash(images: np.ndarray) -> str:
     """A short hash of the test images: stored embeddings are used only for exactly the images they came from."""
-    return hashlib.blake2b(np.ascontiguousarray(images).data, digest_size=8).hexdigest()
+    # streamed images (core/streaming.py) are named by their cache key and rows: hashing would read them all
+    data = images.fingerprint() if hasattr(images, "fingerprint") else np.ascontiguousarray(images).data
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 def save_test(model, images: np.ndarray, folder: Path) -> Path | None:

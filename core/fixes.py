@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core import runs
+from core.streaming import take
 
 FIXES_ENV = "CLASSIFIER_LAB_FIXES"  # where overlays live; default <runs folder>/.fixes
 OPS = ("relabel", "exclude", "add")
@@ -162,7 +163,8 @@ def base_hash(ds) -> str:
     """A short hash of the base arrays, so a run says which data it saw, whatever its source line says."""
     h = hashlib.blake2b(digest_size=8)
     for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
-        h.update(np.ascontiguousarray(a).data)
+        # streamed images are named by their cache key and rows: hashing them would read them all
+        h.update(a.fingerprint() if hasattr(a, "fingerprint") else np.ascontiguousarray(a).data)
     return h.hexdigest()
 
 
@@ -196,7 +198,7 @@ def apply(ds, overlay: Overlay | None, upto: int | None = None) -> Prepared:
             labels[i], keep[i] = fix.label, True  # the later fix of an item wins
         else:
             keep[i] = False
-    x_train = ds.x_train[keep_train]
+    x_train = take(ds.x_train, keep_train)
     if added_x:
         x_train = np.concatenate([x_train, np.stack(added_x).astype(x_train.dtype)])
     y_train = np.concatenate([y_train[keep_train], np.asarray(added_y, np.int64)])

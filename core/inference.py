@@ -249,6 +249,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, C) float32 for a uint8 batch (N, *input_shape)."""
+    from core.streaming import chunked
+    streamed = chunked(predict, model, images, batch_size)  # a big folder: a chunk in memory at a time
+    if streamed is not None:
+        return streamed
     x = np.asarray(images)
     if len(x) == 0:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from core import fixes, runs
+from core.streaming import take
 
 HELDOUT = "heldout.npz"  # what a fold run saves: probabilities, given labels and keys of its held-out items
 DEFAULTS = {"folds": 4, "arch": "dense", "epochs": 3}
@@ -27,8 +28,8 @@ def hold_out(prep: fixes.Prepared, cfg):
     if cfg.fold is None:
         return ds, None
     held = fold_ids(len(ds.y_train), cfg.folds, cfg.seed) == cfg.fold
-    rest = dataclasses.replace(ds, x_train=ds.x_train[~held], y_train=ds.y_train[~held])
-    return rest, (ds.x_train[held], ds.y_train[held], prep.train_keys[held])
+    rest = dataclasses.replace(ds, x_train=take(ds.x_train, ~held), y_train=ds.y_train[~held])
+    return rest, (take(ds.x_train, held), ds.y_train[held], prep.train_keys[held])
 
 
 def save_heldout(run_dir: Path, model, x: np.ndarray, labels: np.ndarray, keys: np.ndarray) -> None:
@@ -36,7 +37,7 @@ def save_heldout(run_dir: Path, model, x: np.ndarray, labels: np.ndarray, keys: 
     from core.inference import predict
 
     tmp = run_dir / f".{HELDOUT}.tmp.npz"
-    np.savez(tmp, probs=predict(model, np.asarray(x)).astype(np.float32), labels=np.asarray(labels, np.int64),
+    np.savez(tmp, probs=predict(model, x).astype(np.float32), labels=np.asarray(labels, np.int64),
              keys=np.asarray(keys, str))
     os.replace(tmp, run_dir / HELDOUT)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import runs
+from core import recipes, runs
 
 RESULT_FILE = "lr_find.json"
 MIN_LR, MAX_LR, STEPS = 1e-6, 1.0, 200  # 6 decades in 200 batches: ×1.07 a batch
@@ -104,8 +104,8 @@ def range_test(model, x, y, cfg, run_dir: Path, callbacks=(), steps: int = STEPS
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
     test = callback(steps, len(y), cfg.batch_size)
     t0 = time.perf_counter()
-    model.fit(x, y, batch_size=cfg.batch_size, epochs=math.ceil(steps / steps_per_epoch), verbose=0,
-              shuffle=True, callbacks=[*callbacks, test])
+    model.fit(**recipes.fit_inputs(x, y, cfg.batch_size, steps_per_epoch, cfg.seed),
+              epochs=math.ceil(steps / steps_per_epoch), verbose=0, callbacks=[*callbacks, test])
     seconds = round(time.perf_counter() - t0, 2)
     lrs, losses = test.lrs[: len(test.losses)], test.losses
     found = suggest(lrs, losses)

@@ -71,6 +71,9 @@ def plan_auto(x_train: np.ndarray, y_train: np.ndarray, cfg) -> dict:
 def fit_inputs(x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int) -> dict:
     """model.fit's data arguments: the arrays for plain epochs, else a shuffled, repeated tf.data pipeline
     of `steps` batches an epoch (a recipe that wants more steps than one pass over the data holds)."""
+    from core import streaming
+    if streaming.is_lazy(x):  # a big folder read batch by batch from its decoded cache
+        return streaming.fit_inputs(x, y, batch_size, steps, seed)
     if steps <= math.ceil(len(y) / batch_size):
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
     import tensorflow as tf

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core import embedding, recipes, runs
+from core.streaming import take, validation
 from core.models import ARCHITECTURES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -139,7 +140,7 @@ def _split(ds, cfg: TrainConfig):
         order = order[: cfg.max_train_samples]
     n_val = int(round(len(order) * cfg.validation_split))
     val, tr = order[:n_val], order[n_val:]
-    return ds.x_train[tr], ds.y_train[tr], ds.x_train[val], ds.y_train[val]
+    return take(ds.x_train, tr), ds.y_train[tr], take(ds.x_train, val), ds.y_train[val]
 
 
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
@@ -286,21 +287,21 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         keep = best_epoch_keeper(cfg.early_stopping_patience)
         t0 = time.perf_counter()
         model.fit(**recipes.fit_inputs(x_tr, y_tr, cfg.batch_size, steps, cfg.seed), epochs=cfg.epochs, verbose=0,
-                  validation_data=(x_val, y_val) if len(y_val) else None,
+                  validation_data=validation(x_val, y_val, cfg.batch_size),
                   callbacks=[live, writer, *keep, *callbacks])
         meta["fit_seconds"] = round(time.perf_counter() - t0, 2)
         if keep and keep[0].best_weights is not None:  # the weights are the best epoch's (see best_epoch_keeper)
             meta.update(best_epoch=keep[0].best_epoch + 1, stopped_early=keep[0].stopped_epoch > 0)
         status = "stopped" if stop.is_set() else "finished"
         store.update(status="evaluating")
-        probs = predict(model, np.asarray(ds.x_test))
+        probs = predict(model, ds.x_test)
         test = summary(probs[prep.test_keep], ds.y_test[prep.test_keep], ds.class_names)
         meta.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
         store.update(status="saving")
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
-        embedding.save_test(model, np.asarray(ds.x_test), path)  # so the embedding map opens without a pass
+        embedding.save_test(model, ds.x_test, path)  # so the embedding map opens without a pass
         if held:
             label_search.save_heldout(path, model, *held)
         return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])

@@ -1,0 +1,114 @@
+"""Big folders streamed from disk (core.streaming): forced on tiny generated folders with CLASSIFIER_LAB_STREAM_MB=0."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import datasets, owndata, streaming, synthetic
+from core.datasets import load_dataset
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    """A data root of this test's own holding `tiny`: 3 classes of 10 generated shapes."""
+    path = tmp_path / "data"
+    monkeypatch.setenv(owndata.DATA_ENV, str(path))
+    owndata.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 10), "tiny")
+    datasets._load.cache_clear()  # the switch below must not meet a dataset cached by another test
+    yield path
+    datasets._load.cache_clear()
+
+
+def load(monkeypatch, stream: bool, name: str = "tiny", size=(40, 40)):
+    monkeypatch.setenv(streaming.STREAM_ENV, "0" if stream else "100000")
+    datasets._load.cache_clear()
+    return load_dataset(name, image_size=size)
+
+
+def cache_files(root: Path) -> list[Path]:
+    return sorted((root / ".cache" / "decoded").glob("*.npy"))
+
+
+def test_threshold_follows_the_env(monkeypatch):
+    monkeypatch.setenv(streaming.STREAM_ENV, "1")
+    assert streaming.should_stream(20, (180, 180)) and not streaming.should_stream(5, (180, 180))
+    monkeypatch.setenv(streaming.STREAM_ENV, "not a number")  # a typo falls back to the default, 1 GB
+    assert not streaming.should_stream(10_000, (180, 180)) and streaming.should_stream(50_000, (180, 180))
+
+
+def test_streamed_split_and_pixels_equal_the_in_memory_path(root, monkeypatch):
+    mem, disk = load(monkeypatch, False), load(monkeypatch, True)
+    assert streaming.is_lazy(disk.x_train) and streaming.is_lazy(disk.x_test)
+    assert not streaming.is_lazy(mem.x_train)
+    assert disk.class_names == mem.class_names and disk.input_shape == mem.input_shape == (40, 40, 3)
+    np.testing.assert_array_equal(disk.y_train, mem.y_train)
+    np.testing.assert_array_equal(disk.y_test, mem.y_test)
+    np.testing.assert_array_equal(np.asarray(disk.x_train), mem.x_train)  # same decoder, same order
+    np.testing.assert_array_equal(disk.x_test[3], mem.x_test[3])           # one image, read on its own
+    np.testing.assert_array_equal(disk.x_test[[4, 1]], mem.x_test[[4, 1]])
+    np.testing.assert_array_equal(disk.x_train[:5, ::4, ::4], mem.x_train[:5, ::4, ::4])
+    assert "streamed from a decoded cache" in disk.source
+
+
+def test_the_cache_is_built_once_and_rebuilt_when_a_file_changes(root, monkeypatch):
+    load(monkeypatch, True)
+    [npy] = cache_files(root)
+    first = npy.stat().st_mtime_ns
+    again = load(monkeypatch, True)  # a new process would find it the same way: by the files' key
+    assert cache_files(root) == [npy] and npy.stat().st_mtime_ns == first
+    assert np.load(npy, mmap_mode="r").shape == (30, 40, 40, 3)  # a plain .npy, inspectable with numpy
+    assert len(again.y_train) + len(again.y_test) == 30
+    victim = next((root / "tiny" / "circle").iterdir())
+    victim.unlink()
+    changed = load(monkeypatch, True)
+    assert len(changed.y_train) + len(changed.y_test) == 29
+    [new] = cache_files(root)  # the old version's file is gone, not left to fill the disk
+    assert new != npy
+
+
+def test_a_corrupt_image_in_a_streamed_folder_is_named_not_fatal(root, monkeypatch):
+    bad = root / "tiny" / "square" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    ds = load(monkeypatch, True)
+    assert "1 unreadable file(s) skipped (square/broken.jpg)" in ds.source
+    assert len(ds.y_train) + len(ds.y_test) == 30
+
+
+def test_a_truncated_cache_is_rebuilt(root, monkeypatch):
+    load(monkeypatch, True)
+    [npy] = cache_files(root)
+    with open(npy, "r+b") as f:
+        f.truncate(npy.stat().st_size - 100)
+    ds = load(monkeypatch, True)
+    assert np.asarray(ds.x_test).shape == (len(ds.y_test), 40, 40, 3)
+
+
+def test_train_one_epoch_streamed_writes_test_probs(root, monkeypatch, runs_dir):
+    from core.inference import predict
+    from core.training import TrainConfig, train
+
+    monkeypatch.setenv(streaming.STREAM_ENV, "0")
+    datasets._load.cache_clear()
+    run = train(TrainConfig(dataset="tiny", arch="cnn", epochs=1, batch_size=8, image_size=(40, 40),
+                            runs_dir=str(runs_dir)))
+    ds = load_dataset("tiny", image_size=(40, 40))
+    assert streaming.is_lazy(ds.x_test)
+    assert run.meta["status"] == "finished" and run.meta["data"]["n_test"] == len(ds.y_test)
+    probs = np.load(run.path / "test_probs.npy")
+    assert probs.shape == (len(ds.y_test), 3)
+    from core import runs
+    again = predict(runs.load_model(run.model_path), ds.x_test)  # chunked over the cache: the same numbers
+    np.testing.assert_allclose(again, probs, atol=1e-5)
+
+
+def test_auto_recipe_and_validation_stream_too(root, monkeypatch, runs_dir):
+    from core.training import TrainConfig, train
+
+    monkeypatch.setenv(streaming.STREAM_ENV, "0")
+    datasets._load.cache_clear()
+    run = train(TrainConfig(dataset="tiny", arch="auto", epochs=1, image_size=(40, 40), validation_split=0.2,
+                            runs_dir=str(runs_dir)))
+    assert run.meta["status"] == "finished" and run.meta["recipe"]["steps_per_epoch"] >= 30
+    assert run.meta["data"]["n_val"] > 0 and "val_loss" in run.history()["epochs"][-1]
