@@ -23,7 +23,7 @@ STREAM_ENV = "CLASSIFIER_LAB_STREAM_MB"  # decoded size above which a folder dat
 CACHE_ENV = "CLASSIFIER_LAB_CACHE"       # where decoded caches live (default <data root>/.cache/decoded)
 DEFAULT_MB = 1024
 CHUNK = 256         # images decoded per write while building: bounds the build's memory (25 MB at 180×180)
-PREDICT_ROWS = 1024  # images read per predict() chunk (100 MB at 180×180)
+PREDICT_ROWS = 512   # images read per predict() chunk (50 MB at 180×180)
 PARALLEL = 2        # batches read at once by the pipeline
 PREFETCH = 4        # batches read ahead: a fixed few, so memory doesn't grow with AUTOTUNE's buffer
 
