@@ -4,7 +4,6 @@ import json
 import streamlit as st
 
 from core import runs
-from core.datasets import DATASETS
 from ui import charts, export, fixes, state, training
 from ui.model_export import export_section
 
@@ -120,8 +119,8 @@ def import_model() -> None:
         st.success(f"Imported as run **{done}**; it is now the active model.")
     with st.expander("Import a .keras model", icon=":material/upload_file:", expanded=False):
         st.caption("A model saved with Keras 3 (`model.save('my_model.keras')`) that takes 28×28 grayscale "
-                   "images (MNIST, Fashion-MNIST) or colour images (an image folder) and outputs one score per "
-                   "class. It is loaded in safe mode: models with custom code (Lambda layers) are refused.")
+                   "images (MNIST, Fashion-MNIST) or colour images (Flowers, your datasets from My data) and "
+                   "outputs one score per class. It is loaded in safe mode: models with custom code (Lambda layers) are refused.")
         gen = st.session_state.setdefault("import_gen", 0)
         upload = st.file_uploader("Import a .keras model", type=["keras"], key=f"import_model_{gen}")
         if upload is None:
@@ -134,11 +133,11 @@ def import_model() -> None:
             return
         active = state.active_dataset()
         dataset = st.selectbox("Use it with", targets, index=targets.index(active) if active in targets else 0,
-                               format_func=lambda n: DATASETS[n].title, key="import_dataset")
+                               format_func=state.dataset_title, key="import_dataset")
         st.caption(f"Input {runs.shape_text(shape)}, {n_out} classes.")
         if st.button("Import", type="primary", icon=":material/upload:", key="import_button"):
             try:
-                run = runs.import_model(data, dataset, runs_dir, upload.name, data_path=state.folder_path(dataset))
+                run = runs.import_model(data, dataset, runs_dir, upload.name)
             except runs.RunError as e:
                 st.error(f"Cannot import this model: {e}")
                 return

@@ -304,8 +304,10 @@ def import_targets(shape, n_out: int) -> list[str]:
         return []
     targets = [name for name, (s, n) in FIXED_INPUTS.items() if shape[:2] == s and shape[2:] in ((), (1,))
                and n_out == n]
-    if len(shape) == 3 and shape[2] == 3:
-        targets += ["folder"] + (["flowers"] if (shape, n_out) == FLOWERS_INPUT else [])
+    if len(shape) == 3 and shape[2] == 3:  # named datasets only: never a server path (the "folder" dataset)
+        from core import owndata
+        targets += (["flowers"] if (shape, n_out) == FLOWERS_INPUT else []) + \
+            [name for name in owndata.list_datasets() if len(owndata.classes(name)) == n_out]
     return targets
 
 
@@ -327,7 +329,8 @@ def inspect_model(data: bytes, runs_dir: Path | None = None, name: str | None = 
     if not targets:
         problem = image_problem(shape) or (f"the model takes {shape_text(shape)} inputs with {n_out} outputs")
         raise RunError(f"{_display_name(name)}: {problem}; Classifier Lab uses 28×28 grayscale models with 10 "
-                       "classes (MNIST, Fashion-MNIST) or H×W×3 colour models (an image folder)")
+                       "classes (MNIST, Fashion-MNIST) or H×W×3 colour models (Flowers, or an own dataset with one class "
+                       "per output, made on the My data page)")
     return shape, n_out, targets
 
 

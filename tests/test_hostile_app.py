@@ -237,10 +237,31 @@ def test_import_a_keras_model_on_the_runs_page(app_env, good_run, tmp_path):
         assert not [b for b in at.button if b.label == "Import"]
     assert {p.name for p in app_env.iterdir()} == before
 
-    # a colour model can only go with a folder dataset
-    upload_model(at, "rgb.keras", keras_model(tmp_path / "rgb.keras", (32, 32, 3), 4).read_bytes())
+
+
+def test_a_colour_model_goes_with_a_named_dataset_never_a_server_folder(app_env, tmp_path, monkeypatch):
+    """The import offers Flowers and own datasets with one class per output; no free-text "folder" path."""
+    from core import owndata, synthetic
+
+    monkeypatch.setenv(owndata.DATA_ENV, str(tmp_path / "data"))
+    rgb = keras_model(tmp_path / "rgb.keras", (32, 32, 3), 4).read_bytes()
+    at = open_page(new_app(), "app_pages/runs.py")
+    upload_model(at, "rgb.keras", rgb)  # no own dataset has 4 classes: nothing to import it for
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("Cannot import this model: rgb.keras: the model takes 32×32×3 inputs "
+                                        "with 4 outputs; Classifier Lab uses")
+    owndata.import_source(synthetic.make(tmp_path / "src4", "colours", 4, 2), "paints")
+    owndata.import_source(synthetic.make(tmp_path / "src3", "shapes", 3, 2), "shapes3")
+    at = open_page(new_app(), "app_pages/runs.py")
+    upload_model(at, "rgb2.keras", rgb)
     assert_clean(at, "rgb upload")
-    assert at.selectbox(key="import_dataset").options == ["Image folder"]
+    assert at.selectbox(key="import_dataset").options == ["paints (my data)"]  # 4 classes; not shapes3, no folder
+    before = {p.name for p in app_env.iterdir()}
+    button(at, "Import").click().run()
+    assert_clean(at, "import for an own dataset")
+    (new,) = {p.name for p in app_env.iterdir()} - before
+    run = runs.load_run(app_env / new)
+    assert run.dataset == "paints" and not run.config.get("data_path")
 
 
 # --- the session's model path -------------------------------------------------------------------------------
