@@ -112,3 +112,46 @@ def test_auto_recipe_and_validation_stream_too(root, monkeypatch, runs_dir):
                             runs_dir=str(runs_dir)))
     assert run.meta["status"] == "finished" and run.meta["recipe"]["steps_per_epoch"] >= 30
     assert run.meta["data"]["n_val"] > 0 and "val_loss" in run.history()["epochs"][-1]
+
+
+def test_pages_show_a_streamed_dataset_reading_only_the_images_on_screen(root, monkeypatch, runs_dir):
+    """Data, Mistakes and Label errors on a streamed dataset (AppTest): each image shown is read on its own;
+    reading the whole set (DiskImages.__array__) would fail the test."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    from app_helpers import assert_clean, open_page
+    from core.training import TrainConfig, train
+
+    class NavigationOnly(PagesManager):  # AppTest with st.navigation, as tests/test_hostile_app.py does
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(app_test, "PagesManager", NavigationOnly)
+    monkeypatch.setenv(streaming.STREAM_ENV, "0")
+    datasets._load.cache_clear()
+    run = train(TrainConfig(dataset="tiny", arch="cnn", epochs=1, batch_size=8, runs_dir=str(runs_dir)))
+    reads = []
+
+    def whole(self, dtype=None, copy=None):
+        raise AssertionError(f"a page read all {len(self)} images of a streamed dataset")
+
+    def counted(self, index=slice(None)):
+        out = original(self, index)
+        reads.append(len(out))
+        return out
+
+    original = streaming.DiskImages.read
+    monkeypatch.setattr(streaming.DiskImages, "__array__", whole)
+    monkeypatch.setattr(streaming.DiskImages, "read", counted)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=120)
+    at.session_state["active_dataset"], at.session_state["active_model"] = "tiny", str(run.path)
+    at.run()
+    for page in ("app_pages/data.py", "app_pages/mistakes.py", "app_pages/label_errors.py"):
+        reads.clear()
+        open_page(at, page)
+        assert_clean(at, page)
+        assert any("streamed from a decoded cache" in c.value for c in at.caption), page
+        assert reads and max(reads) <= 6, (page, reads)  # single images (the augmentation preview: 6)
