@@ -23,7 +23,7 @@ from pathlib import Path
 import common
 
 BENCHES = ("training", "watched", "predict", "mistakes", "inside", "startup", "memory", "presets", "export",
-           "tuning", "owndata", "labels")
+           "tuning", "owndata", "labels", "streaming")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -78,6 +78,10 @@ METHOD = """\
   the fix overlay, then the k-fold pass as the app runs it (k dense fold runs, 3 epochs, through the
   engine's worker processes with its default slots; 5 folds, quick 3) and cleanlab's ranking; wall
   time from submit to the last fold saved, and how many flips rank in the top 100 (target ≥ 30).
+- **Streaming big folders** (`bench_streaming.py`): a generated folder of 50,000 120×90 JPEGs (quick:
+  3,000, streaming forced) trained with `auto` for 1 epoch through the engine's worker; its VmHWM sampled
+  every 0.2 s (target ≤ 1.5 GB), throughput, the first load's decode into the cache file, the cache's
+  size, and a later load finding the cache.
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run
