@@ -283,10 +283,12 @@ def test_import_uses_a_generated_name_never_the_uploaded_one(runs_dir, tmp_path,
     assert runs.run_problem(run, model) is None
 
 
-def test_import_checks_the_model_and_the_dataset(runs_dir, misfits, trained):
+def test_import_checks_the_model_and_the_dataset(runs_dir, misfits, trained, tmp_path, monkeypatch):
     good = trained[0].model_path.read_bytes()
     assert runs.inspect_model(good, runs_dir, "digits.keras") == ((28, 28), 10, ["mnist", "fashion_mnist"])
-    assert runs.inspect_model(misfits["rgb"].read_bytes(), runs_dir)[2] == ["folder"]
+    monkeypatch.setenv("CLASSIFIER_LAB_DATA", str(tmp_path / "no-data"))
+    with pytest.raises(RunError, match="32×32×3 inputs with 10 outputs"):  # no named dataset fits, no "folder"
+        runs.inspect_model(misfits["rgb"].read_bytes(), runs_dir)
     cases = {
         b"": "digits.keras: empty file (0 bytes)",
         b"PK\x03\x04 this is not a zip": "digits.keras: not a usable Keras model (",
@@ -300,7 +302,7 @@ def test_import_checks_the_model_and_the_dataset(runs_dir, misfits, trained):
             runs.inspect_model(data, runs_dir, "digits.keras")
         assert str(e.value).startswith(message) and "\n" not in str(e.value), str(e.value)
         assert ".import-" not in str(e.value)  # the temp file's name is not the user's business
-    with pytest.raises(RunError, match="32×32×3, but mnist images are 28×28; it fits: folder"):
+    with pytest.raises(RunError, match="32×32×3, but mnist images are 28×28$"):  # it fits no dataset here
         runs.import_model(misfits["rgb"].read_bytes(), "mnist", runs_dir, "rgb.keras")
     assert list(runs_dir.iterdir()) == []  # nothing half-made left behind
 
