@@ -120,7 +120,8 @@ def import_model() -> None:
     with st.expander("Import a .keras model", icon=":material/upload_file:", expanded=False):
         st.caption("A model saved with Keras 3 (`model.save('my_model.keras')`) that takes 28×28 grayscale "
                    "images (MNIST, Fashion-MNIST) or colour images (Flowers, your datasets from My data) and "
-                   "outputs one score per class. It is loaded in safe mode: models with custom code (Lambda layers) are refused.")
+                   "outputs one score per class. It is loaded in safe mode: models with custom code (Lambda "
+                   "layers) are refused.")
         gen = st.session_state.setdefault("import_gen", 0)
         upload = st.file_uploader("Import a .keras model", type=["keras"], key=f"import_model_{gen}")
         if upload is None:

@@ -329,8 +329,8 @@ def inspect_model(data: bytes, runs_dir: Path | None = None, name: str | None = 
     if not targets:
         problem = image_problem(shape) or (f"the model takes {shape_text(shape)} inputs with {n_out} outputs")
         raise RunError(f"{_display_name(name)}: {problem}; Classifier Lab uses 28×28 grayscale models with 10 "
-                       "classes (MNIST, Fashion-MNIST) or H×W×3 colour models (Flowers, or an own dataset with one class "
-                       "per output, made on the My data page)")
+                       "classes (MNIST, Fashion-MNIST) or H×W×3 colour models (Flowers, or an own dataset with one "
+                       "class per output, made on the My data page)")
     return shape, n_out, targets
 
 

@@ -49,6 +49,20 @@ def cache_dir() -> Path:
     return data_root() / ".cache" / "decoded"
 
 
+class _Opened:
+    """A cache file held open by a DiskImages and its views: a rebuild may replace or delete the file (the
+    folder changed) while a training still reads the version it started with."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self):
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError):
+            pass
+
+
 class DiskImages:
     """uint8 images (N, H, W, 3): rows of a .npy file read on demand, never all held in memory.
 
@@ -57,8 +71,10 @@ class DiskImages:
     ndim = 4
     dtype = np.dtype(np.uint8)
 
-    def __init__(self, path: str | Path, offset: int, image_shape: tuple, rows: np.ndarray, key: str):
+    def __init__(self, path: str | Path, offset: int, image_shape: tuple, rows: np.ndarray, key: str,
+                 opened: _Opened | None = None):
         self.path, self.offset, self.image_shape, self.key = str(path), int(offset), tuple(image_shape), key
+        self.opened = opened or _Opened(self.path)
         self.rows = np.asarray(rows, np.int64)
         self.rows.flags.writeable = False
         self.row_bytes = int(np.prod(self.image_shape))
@@ -72,20 +88,16 @@ class DiskImages:
         return len(self.rows)
 
     def subset(self, index) -> "DiskImages":
-        return DiskImages(self.path, self.offset, self.image_shape, self.rows[index], self.key)
+        return DiskImages(self.path, self.offset, self.image_shape, self.rows[index], self.key, self.opened)
 
     def read(self, index=slice(None)) -> np.ndarray:
         """The images at `index` (positions in this view) as one array, read straight into it."""
         rows = np.atleast_1d(self.rows[index])
         out = np.empty((len(rows), *self.image_shape), np.uint8)
         flat = out.reshape(len(rows), -1)
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            for k, r in enumerate(rows):
-                if os.preadv(fd, [flat[k]], self.offset + int(r) * self.row_bytes) != self.row_bytes:
-                    raise OSError(f"{self.path}: the decoded cache is truncated; delete it and it is rebuilt")
-        finally:
-            os.close(fd)
+        for k, r in enumerate(rows):  # pread: thread-safe on a shared descriptor, and releases the GIL
+            if os.preadv(self.opened.fd, [flat[k]], self.offset + int(r) * self.row_bytes) != self.row_bytes:
+                raise OSError(f"{self.path}: the decoded cache is truncated; delete it and it is rebuilt")
         return out
 
     def __getitem__(self, key):

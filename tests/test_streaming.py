@@ -66,6 +66,7 @@ def test_the_cache_is_built_once_and_rebuilt_when_a_file_changes(root, monkeypat
     assert len(changed.y_train) + len(changed.y_test) == 29
     [new] = cache_files(root)  # the old version's file is gone, not left to fill the disk
     assert new != npy
+    assert again.x_test[0].shape == (40, 40, 3)  # ...but a training that started on it still reads it
 
 
 def test_a_corrupt_image_in_a_streamed_folder_is_named_not_fatal(root, monkeypatch):
