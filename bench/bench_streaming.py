@@ -33,8 +33,9 @@ PART = 500  # images generated per task
 
 def _generate(args) -> int:
     """One task of images: class `shape`, numbers start..start+count, its own seed."""
-    from core import synthetic
     import numpy as np
+
+    from core import synthetic
 
     folder, shape, start, count = args
     rng = np.random.default_rng(start * 7919 + CLASSES.index(shape))
@@ -73,6 +74,8 @@ def _feed_times(run_dir: Path) -> dict:
 
 def train_watched(name: str, runs_dir: Path) -> dict:
     """One engine run of `auto` on the dataset, its worker's memory sampled until it exits."""
+    import numpy as np
+
     from core.engine import Engine
     from core.training import TrainConfig
 
@@ -111,7 +114,7 @@ def train_watched(name: str, runs_dir: Path) -> dict:
     maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"peak_mb": peak, "maxrss_children_mb": maxrss, "wall": wall, "meta": run.meta,
             "load_s": phase("loading data", "compiling"), "eval_s": phase("evaluating", "saving"),
-            "test_probs": len(__import__("numpy").load(run_dir / "test_probs.npy")), "n_samples": len(samples)}
+            "test_probs": len(np.load(run_dir / "test_probs.npy")), "n_samples": len(samples)}
 
 
 def run(quick: bool, images: int | None = None) -> list[dict]:
@@ -140,7 +143,8 @@ def run(quick: bool, images: int | None = None) -> list[dict]:
         n_train, fit = meta["data"]["n_train"], meta["fit_seconds"]
         steps = (meta.get("recipe") or {}).get("steps_per_epoch")
         common.log(f"  worker peak {r['peak_mb']:.0f} MB (VmHWM; ru_maxrss {r['maxrss_children_mb']:.0f} MB), "
-                   f"wall {r['wall']:.0f} s: load+decode {r['load_s']:.0f} s, fit {fit:.0f} s, eval {r['eval_s']:.0f} s; "
+                   f"wall {r['wall']:.0f} s: load+decode {r['load_s']:.0f} s, fit {fit:.0f} s, "
+                   f"eval {r['eval_s']:.0f} s; "
                    f"cache {cache_mb:.0f} MB; reload {reload_s:.2f} s (reused: {reused}); "
                    f"test acc {meta['test_accuracy']:.3f}")
         decoded_gb = n * 180 * 180 * 3 / 1e9
