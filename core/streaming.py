@@ -23,7 +23,8 @@ STREAM_ENV = "CLASSIFIER_LAB_STREAM_MB"  # decoded size above which a folder dat
 CACHE_ENV = "CLASSIFIER_LAB_CACHE"       # where decoded caches live (default <data root>/.cache/decoded)
 DEFAULT_MB = 1024
 CHUNK = 256         # images decoded per write while building: bounds the build's memory (25 MB at 180×180)
-PREDICT_ROWS = 512   # images read per predict() chunk (50 MB at 180×180)
+PREDICT_ROWS = 512  # images read per predict() chunk (50 MB at 180×180)
+PREDICT_BATCH = 32  # and predicted per batch: a conv net's activations on 256 photos take ~800 MB more
 PARALLEL = 2        # batches read at once by the pipeline
 PREFETCH = 4        # batches read ahead: a fixed few, so memory doesn't grow with AUTOTUNE's buffer
 
@@ -232,8 +233,9 @@ def validation(x, y, batch_size: int):
     return pipeline(x, y, batch_size) if is_lazy(x) else (x, y)
 
 
-def chunked(fn, model, images, *args, **kwargs):
-    """fn(model, chunk, …) over streamed images a chunk at a time, concatenated; None for plain arrays."""
+def chunked(fn, model, images, batch_size: int):
+    """fn(model, chunk, batch_size) over streamed images a chunk at a time, in small batches, concatenated;
+    None for plain arrays (measured on 10,000 images at 180×180: +290 MB in batches of 32, +790 MB of 256)."""
     if not is_lazy(images) or not len(images):
         return None
-    return np.concatenate([fn(model, chunk, *args, **kwargs) for chunk in images.batches()])
+    return np.concatenate([fn(model, chunk, min(batch_size, PREDICT_BATCH)) for chunk in images.batches()])
