@@ -92,8 +92,14 @@ def test_train_one_epoch_streamed_writes_test_probs(root, monkeypatch, runs_dir)
 
     monkeypatch.setenv(streaming.STREAM_ENV, "0")
     datasets._load.cache_clear()
-    run = train(TrainConfig(dataset="tiny", arch="cnn", epochs=1, batch_size=8, image_size=(40, 40),
-                            runs_dir=str(runs_dir)))
+
+    def whole(self, dtype=None, copy=None):
+        raise AssertionError(f"training read all {len(self)} images of a streamed dataset at once")
+
+    with monkeypatch.context() as m:  # predictions, embeddings and the data version go a chunk at a time
+        m.setattr(streaming.DiskImages, "__array__", whole)
+        run = train(TrainConfig(dataset="tiny", arch="cnn", epochs=1, batch_size=8, image_size=(40, 40),
+                                runs_dir=str(runs_dir)))
     ds = load_dataset("tiny", image_size=(40, 40))
     assert streaming.is_lazy(ds.x_test)
     assert run.meta["status"] == "finished" and run.meta["data"]["n_test"] == len(ds.y_test)
