@@ -144,13 +144,15 @@ if shown is not None and shown.status in runs.ACTIVE:
     st.query_params.from_dict({"run": run_id})  # this address re-attaches: after a reload, in another browser
     st.info("Training runs in the background, in a process of its own: visit other pages, reload, or share this "
             "page's address; the live curves are kept with the run.")
-    st.fragment(run_every=1.0)(live)(run_id, True)
-    # a chart redraw costs the browser far more CPU than the progress line: on the machine that trains, it is
-    # CPU the training does not get, so the curves redraw less often than the progress (bench/bench_watched.py)
-    every = st.segmented_control("Redraw the curves", list(training.CURVES_EVERY), key="curves_every",
-                                 default=training.CURVES_DEFAULT, format_func=training.CURVES_EVERY.get,
-                                 help=training.CURVES_HELP, persist_state=KEEP)
-    st.fragment(run_every=every or training.CURVES_DEFAULT)(curves)(run_id, True)
+    # each redraw costs the browser CPU (a chart's far more than the progress line's): on the machine that
+    # trains, CPU the training does not get. So the curves redraw every 5 s and the progress every 2 s, unless
+    # the user asks for every second (bench/bench_watched.py, docs/benchmarks.md)
+    every = st.session_state.get("curves_every") or training.CURVES_DEFAULT
+    st.fragment(run_every=min(every, training.PROGRESS_EVERY))(live)(run_id, True)
+    st.segmented_control("Redraw the curves", list(training.CURVES_EVERY), key="curves_every",
+                         default=training.CURVES_DEFAULT, format_func=training.CURVES_EVERY.get,
+                         help=training.CURVES_HELP, persist_state=KEEP)
+    st.fragment(run_every=every)(curves)(run_id, True)
     st.button("Set up another training", on_click=training.forget, icon=":material/add:")
 else:
     cfg = config_form(run_id)

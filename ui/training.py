@@ -11,6 +11,7 @@ from core.training import TrainConfig
 RUN_KEY = "train_run"  # the run this session last started or opened on the Train page
 CURVES_EVERY = {1.0: "every second", 5.0: "every 5 s", 15.0: "every 15 s"}
 CURVES_DEFAULT = 5.0
+PROGRESS_EVERY = 2.0  # the progress line's redraw, or the curves' when they redraw more often
 CURVES_HELP = ("Each redraw of the charts costs your browser CPU. When the browser runs on the computer that "
                "trains, that CPU is taken from the training.")
 STOP_HELP = "A running training ends after the current batch and keeps its model; a queued one is cancelled."
