@@ -39,11 +39,14 @@ METHOD = """\
   process. Throughput = training samples × epochs / seconds in `fit`. What a user waits for is *watched*.
 - **Watched training** (`bench_watched.py`, issue #12): the real app (`streamlit run`, offline, a temp
   runs folder) with the Train page open in headless Chromium; the training is started with the form's
-  Start training (settings from the page's address) and the page stays open, redrawing once a second,
-  until the result shows. Against `python -m core train` with the same settings. Both train in a worker
+  Start training (settings from the page's address) and the page stays open, redrawing as a user's
+  does by default (progress every 2 s, curves every 5 s), until the result shows. Against `python -m core train` with the same settings. Both train in a worker
   process; throughput = `data.n_train` × `epochs_done` / `fit_seconds` from each run's run.json; A/B
   alternated. CPU % (of one core, from /proc/<pid>/stat) of the server, of Chromium and of the worker
-  are sampled every 0.5 s and taken over the fit (the feed's "training" to "evaluating" lines).
+  are sampled every 0.5 s and taken over the fit (the feed's "training" to "evaluating" lines). Then
+  re-attaching: a page watching a long dense run is reloaded 5 times (from the reload to plotly's first
+  drawn point of the live chart), Stop is clicked on the reloaded page, and a second run's worker is
+  killed with SIGKILL (until run.json, then the page, says so).
 - **Prediction latency** (`bench_predict.py`): `predict_image` (preprocess + model) on 280×280 RGBA
   canvas drawings made with PIL, bundled MNIST model; p50/p95 over all calls after 5 warm-up calls.
 - **Mistakes page** (`bench_mistakes.py`): test-set predictions + `analysis.summary` + `analysis.mistakes`
