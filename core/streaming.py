@@ -4,10 +4,8 @@ A folder whose decoded images would take more than CLASSIFIER_LAB_STREAM_MB (def
 same Pillow code as the in-memory path, a chunk at a time, into `<cache>/<dataset>-…-<key>.npy` (the key
 hashes the file list, sizes and mtimes, so any change rebuilds it). The dataset's arrays are then DiskImages:
 an int index reads one image, any other index reads just those images, and training gets a tf.data pipeline
-that reads its shuffled batches from the file, so memory holds a few batches, never the dataset.
-Measured (bench/bench_streaming.py, 49,998 generated JPEGs, `auto` 1 epoch, shared 2-core machine): the
-worker peaked at 1,169 MB (target ≤ 1.5 GB; 4.9 GB decoded in memory otherwise), decoding into the 4.6 GB
-cache took 75 s, a later load finding it 1.8 s.
+that reads its shuffled batches from the file, so memory holds a few batches, never the dataset
+(figures: bench/bench_streaming.py, docs/benchmarks.md).
 """
 from __future__ import annotations
 
