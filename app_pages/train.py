@@ -111,6 +111,7 @@ def curves(run_id: str, live: bool) -> None:
     snap = training.snapshot(run_id)
     if snap["steps"] or live:
         st.plotly_chart(charts.batch_curves(snap), key="batch_chart")
+    if snap["steps"]:
         st.caption(f"{snap['n_batches']:,} batches · at most {charts.MAX_POINTS} points drawn, smoothed")
     if snap["epochs"]:
         st.plotly_chart(charts.epoch_curves({"run": snap["epochs"]}), key="epoch_chart")
