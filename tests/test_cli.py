@@ -1,5 +1,6 @@
 """`python -m core`: real subprocesses for the user-facing paths, in-process main() for the error paths."""
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,13 @@ TIMEOUT = 300  # generous: the machine may be busy; a hang still fails
 
 @pytest.fixture(scope="module")
 def start(subprocess_env):
-    """Start `python -m core ...` with the venv's interpreter, from the repo root, offline."""
+    """Start `python -m core ...` with the venv's interpreter, from the repo root, offline, as from a terminal."""
     def run(*args):
+        # Ctrl-C as a terminal's foreground process gets it: the suite may run as a background job of a
+        # non-interactive shell, which ignores SIGINT, and Python keeps an ignored SIGINT ignored
         return subprocess.Popen([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, env=subprocess_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return run
 
 
@@ -212,7 +216,6 @@ def test_cli_run_is_reproduced_in_process(cli_trained, mnist, tmp_path):
 
 
 def test_ctrl_c_stops_training_and_keeps_the_model(start, tmp_path):
-    import signal
     import time
 
     proc = start("train", "--dataset", "mnist", "--arch", "dense", "--epochs", "50", "--batch-size", "8",
