@@ -77,12 +77,20 @@ def fill_train_form(page: Page, numbers: dict[str, int], dataset: str = "Fashion
     wait_idle(page)
     choose(page, m, "Architecture", arch)
     wait_idle(page)
-    for name, value in numbers.items():
-        box = m.get_by_role("spinbutton", name=name)
-        box.fill(str(value))
-        box.press("Enter")
+    # a rerun from the choices above may still land after a number was typed and put the architecture's
+    # preset back (wait_idle can look before that rerun has begun): type, let the page settle, read back
+    for _ in range(5):
+        for name, value in numbers.items():
+            box = m.get_by_role("spinbutton", name=name)
+            if box.input_value() != str(value):
+                box.fill(str(value))
+                box.press("Enter")
+                wait_idle(page)
+        page.wait_for_timeout(500)
         wait_idle(page)
-    return m
+        if all(m.get_by_role("spinbutton", name=n).input_value() == str(v) for n, v in numbers.items()):
+            return m
+    raise AssertionError(f"the Train form did not keep {numbers}")
 
 
 def use_bundled(page: Page, dataset_title: str, timeout: float = 60_000) -> None:
