@@ -1,7 +1,7 @@
 """Predict: draw on a canvas or upload an image; see what the model sees and its confidence."""
 import streamlit as st
 
-from core import runs
+from core import model_fit
 from core.datasets import DATASETS, is_own
 from core.inference import BlankImage, ImageError, predict_image
 from ui import charts, fixes, inside, state
@@ -11,7 +11,7 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 st.title("Predict")
 run = state.require_run()
 model = state.model(run)
-problem = runs.run_problem(run, model)
+problem = model_fit.run_problem(run, model)
 if problem:  # e.g. a model.keras that doesn't match its run: a message, not a Keras traceback
     st.error(f"**Model {run.label} cannot be used here.** {state.sentence(problem)} Pick another model in the sidebar.")
     st.stop()

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from core import runs
+from core import model_fit, runs
 from core.datasets import DATASETS, dataset_names
 
 
@@ -16,7 +16,7 @@ def _load(spec: str, runs_dir):
         what = "a learning-rate range test" if run.kind != "train" else run.status
         raise runs.RunError(f"run {run.id} is {what}: it has no usable model")
     model = runs.load_model(run.model_path)
-    problem = runs.run_problem(run, model)
+    problem = model_fit.run_problem(run, model)
     if problem:
         raise runs.RunError(f"model {run.id} cannot be used: {problem}")
     return run, model
@@ -37,10 +37,10 @@ def cmd_evaluate(args) -> int:
     name = args.dataset or run.dataset
     if name not in dataset_names(include_folder=True):
         raise runs.RunError(f"model {run.id} does not say which dataset it is for: pass --dataset")
-    shape, n_out = runs.model_io(model)
+    shape, n_out = model_fit.model_io(model)
     # folder/flowers images are resized on load: use the size this model was trained at, not the default
     ds = load_dataset(name, path=args.path or run.config.get("data_path"), image_size=shape[:2])
-    problem = runs.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
+    problem = model_fit.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
     if problem:
         raise runs.RunError(f"model {run.id} does not fit {name}: {problem}")
     s = summary(predict(model, ds.x_test), ds.y_test, ds.class_names)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from core import runs
+from core import model_fit, runs
 from core.export_card import RUN_KERAS, RUN_ONNX, RUN_SAVEDMODEL, RUN_TFLITE, model_card, predict_py
 
 CHECK_IMAGES = 200  # test images each export is compared on
@@ -203,9 +203,9 @@ def reference(run: runs.Run, model, n: int = CHECK_IMAGES) -> tuple[np.ndarray, 
 
     if run.dataset not in DATASETS:
         raise runs.RunError(f"model {run.id} does not say which dataset it is for: it cannot be checked")
-    shape, n_out = runs.model_io(model)
+    shape, n_out = model_fit.model_io(model)
     ds = load_dataset(run.dataset, path=run.config.get("data_path"), image_size=shape[:2])
-    problem = runs.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, run.dataset)
+    problem = model_fit.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, run.dataset)
     if problem:
         raise runs.RunError(f"model {run.id} does not fit {run.dataset}: {problem}")
     probs = None
@@ -354,7 +354,7 @@ def export(run: runs.Run, formats, out_dir: Path, runs_dir: Path | None = None, 
         if not run.usable:
             raise runs.RunError(f"run {run.id} is {run.status}: it has no usable model")
         model = runs.load_model(run.model_path)
-    problem = runs.run_problem(run, model)
+    problem = model_fit.run_problem(run, model)
     if problem:
         raise runs.RunError(f"model {run.id} cannot be exported: {problem}")
     x, ref, info = reference(run, model)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import core.__main__ as cli
-from core import exports, runs
+from core import exports, model_fit, runs
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 600  # every format converted on a busy 2-core machine; a hang still fails
@@ -109,7 +109,7 @@ def test_a_format_that_cannot_hold_a_layer_names_it_and_the_others_export(runs_d
     h = keras.layers.Dense(16)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs)))
     model = keras.Model(inputs, keras.layers.Dense(10)(TanGate(name="tan_gate")(h)))
     model.save(tmp_path / "tan.keras")
-    run = runs.import_model((tmp_path / "tan.keras").read_bytes(), "mnist", runs_dir, "tan.keras")
+    run = model_fit.import_model((tmp_path / "tan.keras").read_bytes(), "mnist", runs_dir, "tan.keras")
 
     results = {r["format"]: r for r in exports.export(run, "tflite,onnx", tmp_path / "out")}
     tfl = results["tflite"]

@@ -28,7 +28,7 @@ import pytest
 from PIL import Image
 
 import core.__main__ as cli
-from core import runs
+from core import model_fit, runs
 from core.runs import RunError
 from app_helpers import save_model
 
@@ -271,7 +271,7 @@ def test_cli_evaluate_a_model_that_does_not_fit(capsys, runs_dir, misfits):
 def test_import_uses_a_generated_name_never_the_uploaded_one(runs_dir, tmp_path, trained):
     data = trained[0].model_path.read_bytes()
     for hostile in ("../../evil.keras", "/etc/evil.keras", "..\\..\\evil.keras", "evil\n.keras", "", None):
-        run = runs.import_model(data, "mnist", runs_dir, hostile)
+        run = model_fit.import_model(data, "mnist", runs_dir, hostile)
         assert run.path.parent == runs_dir and run.usable and run.dataset == "mnist"
         assert "-mnist-imported-" in run.id and "evil" not in run.id
         assert "/" not in run.meta["imported_from"] and "\n" not in run.meta["imported_from"]
@@ -280,15 +280,15 @@ def test_import_uses_a_generated_name_never_the_uploaded_one(runs_dir, tmp_path,
     run = runs.list_runs(runs_dir)[0]
     assert run.meta["data"]["class_names"] == list("0123456789") and run.meta["config"]["arch"] == "imported"
     model = runs.load_model(run.model_path)
-    assert runs.run_problem(run, model) is None
+    assert model_fit.run_problem(run, model) is None
 
 
 def test_import_checks_the_model_and_the_dataset(runs_dir, misfits, trained, tmp_path, monkeypatch):
     good = trained[0].model_path.read_bytes()
-    assert runs.inspect_model(good, runs_dir, "digits.keras") == ((28, 28), 10, ["mnist", "fashion_mnist"])
+    assert model_fit.inspect_model(good, runs_dir, "digits.keras") == ((28, 28), 10, ["mnist", "fashion_mnist"])
     monkeypatch.setenv("CLASSIFIER_LAB_DATA", str(tmp_path / "no-data"))
     with pytest.raises(RunError, match="32×32×3 inputs with 10 outputs"):  # no named dataset fits, no "folder"
-        runs.inspect_model(misfits["rgb"].read_bytes(), runs_dir)
+        model_fit.inspect_model(misfits["rgb"].read_bytes(), runs_dir)
     cases = {
         b"": "digits.keras: empty file (0 bytes)",
         b"PK\x03\x04 this is not a zip": "digits.keras: not a usable Keras model (",
@@ -299,16 +299,16 @@ def test_import_checks_the_model_and_the_dataset(runs_dir, misfits, trained, tmp
     }
     for data, message in cases.items():
         with pytest.raises(RunError) as e:
-            runs.inspect_model(data, runs_dir, "digits.keras")
+            model_fit.inspect_model(data, runs_dir, "digits.keras")
         assert str(e.value).startswith(message) and "\n" not in str(e.value), str(e.value)
         assert ".import-" not in str(e.value)  # the temp file's name is not the user's business
     with pytest.raises(RunError, match="32×32×3, but mnist images are 28×28$"):  # it fits no dataset here
-        runs.import_model(misfits["rgb"].read_bytes(), "mnist", runs_dir, "rgb.keras")
+        model_fit.import_model(misfits["rgb"].read_bytes(), "mnist", runs_dir, "rgb.keras")
     assert list(runs_dir.iterdir()) == []  # nothing half-made left behind
 
 
 def test_import_a_channel_last_digit_model_is_wrapped(runs_dir, misfits):
-    run = runs.import_model(misfits["chan"].read_bytes(), "fashion_mnist", runs_dir, "chan.keras")
+    run = model_fit.import_model(misfits["chan"].read_bytes(), "fashion_mnist", runs_dir, "chan.keras")
     model = runs.load_model(run.model_path)
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
     assert run.meta["data"]["input_shape"] == [28, 28] and run.meta["data"]["class_names"][0] == "T-shirt/top"
@@ -320,7 +320,7 @@ def test_import_into_an_unwritable_runs_folder(tmp_path, trained):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(RunError, match=r"^cannot write to the runs folder .*file/runs: Not a directory$"):
-        runs.import_model(trained[0].model_path.read_bytes(), "mnist", blocker / "runs", "m.keras")
+        model_fit.import_model(trained[0].model_path.read_bytes(), "mnist", blocker / "runs", "m.keras")
 
 
 # --- runs folders that cannot be written --------------------------------------------------------------------

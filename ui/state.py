@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import runs
+from core import model_fit, runs
 from core.datasets import DatasetUnavailable, dataset_names, dataset_status, load_dataset, spec
 
 DATASET_KEY, MODEL_KEY = "active_dataset", "active_model"
@@ -160,8 +160,8 @@ def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> n
         if probs is not None and probs.shape == (len(ds.y_test), ds.num_classes):
             return probs  # saved by training on exactly this test split
     model = _model(model_path, mtime)
-    shape, n_out = runs.model_io(model)
-    problem = runs.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
+    shape, n_out = model_fit.model_io(model)
+    problem = model_fit.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
     if problem:  # e.g. a run folder whose model.keras was replaced: say so rather than crash in Keras
         raise runs.RunError(sentence(problem))
     return predict(model, ds.x_test)
