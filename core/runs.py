@@ -73,7 +73,8 @@ def new_run_dir(runs_dir: Path, dataset: str, arch: str) -> Path:
         raise RunError(f"cannot create a run in {runs_dir}: {e.strerror or e}") from None
 
 
-def _pid_alive(pid) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether a process with this id exists on this machine."""
     try:
         pid = int(pid)
     except (TypeError, ValueError):
@@ -148,7 +149,7 @@ def owner_alive(meta: dict) -> bool:
     server that queued it (or that drives it on Ray, whose tasks end with their driver)."""
     server = meta.get("status") == "queued" or meta.get("engine") == "ray"
     host, pid = (meta.get("server_host"), meta.get("server_pid")) if server else (meta.get("host"), meta.get("pid"))
-    return host == os.uname().nodename and _pid_alive(pid)
+    return host == os.uname().nodename and pid_alive(pid)
 
 
 def run_path(run_id: str, runs_dir: Path | None = None) -> Path:

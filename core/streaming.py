@@ -153,6 +153,7 @@ def decoded(root: Path, files: list[Path], size: tuple[int, int],
     shape = (len(files), size[0], size[1], 3)
     info = _valid_meta(meta, npy, shape)
     if info is None:
+        _reap_stale_builds(folder)
         info = _build(files, size, read, npy, meta, shape)
         for old in folder.glob(f"{prefix}*"):  # earlier versions of this folder: free their disk space
             if old.name not in (npy.name, meta.name):
@@ -173,12 +174,23 @@ def _valid_meta(meta: Path, npy: Path, shape: tuple) -> dict | None:
     return None
 
 
+def _reap_stale_builds(folder: Path) -> None:
+    """Delete the partial caches of builds killed on this host (their process is gone): gigabytes otherwise."""
+    from core.runs import pid_alive
+
+    host = os.uname().nodename
+    for tmp in folder.glob(".*.tmp"):
+        *_, tmp_host, pid, _ext = tmp.name.rsplit(".", 3)
+        if tmp_host == host and not pid_alive(pid):
+            tmp.unlink(missing_ok=True)
+
+
 def _build(files, size, read, npy: Path, meta: Path, shape: tuple) -> dict:
     """Decode chunk by chunk into a temporary .npy, then move it into place (two builders can't clash)."""
     from core.runs import write_json_atomic
 
     npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_name(f".{npy.name}.{os.getpid()}.tmp")
+    tmp = npy.with_name(f".{npy.name}.{os.uname().nodename}.{os.getpid()}.tmp")
     ok = np.zeros(len(files), bool)
     buf = np.empty((CHUNK, *size, 3), np.uint8)
     try:

@@ -86,6 +86,43 @@ def test_a_truncated_cache_is_rebuilt(root, monkeypatch):
     assert np.asarray(ds.x_test).shape == (len(ds.y_test), 40, 40, 3)
 
 
+KILLED_BUILD = """
+import sys, time
+from core import datasets, streaming
+decoded = streaming.decoded
+def slow(root, files, size, read):
+    def read_slowly(*args):
+        time.sleep(0.2)
+        return read(*args)
+    return decoded(root, files, size, read_slowly)
+streaming.decoded, streaming.CHUNK = slow, 1
+datasets.load_dataset("tiny", image_size=(40, 40))
+"""
+
+
+def test_a_build_killed_midway_leaves_no_partial_cache_behind(root, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = root / ".cache" / "decoded"
+    env = {**os.environ, streaming.STREAM_ENV: "0", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    build = subprocess.Popen([sys.executable, "-c", KILLED_BUILD], env=env)
+    end = time.monotonic() + 60
+    while not list(folder.glob(".*.tmp")) and build.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    os.kill(build.pid, signal.SIGKILL)
+    build.wait()
+    [partial] = list(folder.glob(".*.tmp"))  # kill -9: no `finally` ran
+    busy = folder / f".other.npy.{os.uname().nodename}.{os.getpid()}.tmp"  # a live process's build
+    busy.write_bytes(b"")
+    ds = load(monkeypatch, True)
+    assert not partial.exists() and busy.exists()
+    assert np.asarray(ds.x_test).shape == (len(ds.y_test), 40, 40, 3) and len(cache_files(root)) == 1
+
+
 def test_train_one_epoch_streamed_writes_test_probs(root, monkeypatch, runs_dir):
     from core.inference import predict
     from core.training import TrainConfig, train
