@@ -58,6 +58,22 @@ def _exit_text(code: int) -> str:
     return f"worker exited with code {code}"
 
 
+class Orphan:
+    """A local worker started by an earlier server that still trains: watched by its pid (no longer our child)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None if runs.pid_alive(self.pid) else 0  # its exit code went to init; run.json tells the rest
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass  # it ended meanwhile
+
+
 class LocalExecutor:
     """Each run in a fresh interpreter (`python -m core.worker`, never a fork: TensorFlow is not fork-safe)."""
     name = "local"
@@ -111,6 +127,8 @@ class Engine:
         self._wake = threading.Event()
         self._closed = False
         self.recovered = recover(self.runs_dir)
+        if self.kind == "local":  # a restarted server shows, stops and counts the trainings it left running
+            self._running.update((job.run_id, job) for job in adopt(self.runs_dir))
         self._thread = threading.Thread(target=self._loop, name="training-engine", daemon=True)
         self._thread.start()
 
@@ -230,6 +248,22 @@ def _set_status(run_dir: Path, status: str, **extra) -> None:
     meta.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"), **extra)
     meta.pop("pid", None)
     runs.write_json_atomic(run_dir / "run.json", meta)
+
+
+def adopt(runs_dir: Path) -> list[Job]:
+    """Runs still trained by a local worker on this host whose server has gone (a restart, a crash)."""
+    here, jobs = os.uname().nodename, []
+    for run in runs.list_runs(runs_dir):
+        m = run.meta
+        if (m.get("status") == "running" and m.get("engine", "local") == "local" and m.get("host") == here
+                and runs.pid_alive(m.get("pid"))
+                and not (m.get("server_host") == here and runs.pid_alive(m.get("server_pid")))):
+            try:
+                config = TrainConfig.from_dict(run.config)
+            except (TypeError, ValueError):
+                continue
+            jobs.append(Job(run.id, run.path, config, handle=Orphan(int(m["pid"]))))
+    return jobs
 
 
 def recover(runs_dir: Path) -> list[str]:

@@ -74,7 +74,7 @@ def new_run_dir(runs_dir: Path, dataset: str, arch: str) -> Path:
 
 
 def pid_alive(pid) -> bool:
-    """Whether a process with this id exists on this machine."""
+    """Whether a process with this id runs on this machine (a zombie, ended but not yet reaped, does not)."""
     try:
         pid = int(pid)
     except (TypeError, ValueError):
@@ -83,11 +83,14 @@ def pid_alive(pid) -> bool:
         return False
     try:
         os.kill(pid, 0)
-        return True
     except PermissionError:
-        return True  # it exists, it just belongs to another user
+        pass  # it exists, it just belongs to another user
     except (OSError, OverflowError):
         return False
+    try:  # an orphaned worker is reaped by PID 1, which in a container may never do it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill() said it exists
 
 
 @dataclass

@@ -146,6 +146,45 @@ def test_runs_left_active_by_a_dead_owner_are_marked_interrupted(runs_dir):
     alive.wait()
 
 
+SERVER = """
+import os, signal, sys, time
+from core.engine import Engine
+from core.training import TrainConfig
+engine = Engine(sys.argv[1], slots=1)
+run_id = engine.submit(TrainConfig(dataset="mnist", arch="dense", epochs=200, batch_size=8))
+while not (engine.attach(run_id).snapshot(since=-1)["n_batches"] > 0):
+    time.sleep(0.1)
+print(run_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # the server dies; its worker, now an orphan, trains on
+"""
+
+
+def test_a_restarted_server_shows_stops_and_counts_the_training_its_predecessor_left(runs_dir):
+    import sys
+
+    root = str(runs.ROOT)
+    server = subprocess.run([sys.executable, "-c", SERVER, str(runs_dir)], capture_output=True, text=True,
+                            timeout=180, env={**os.environ, "PYTHONPATH": root}, cwd=root)
+    assert server.returncode == -signal.SIGKILL, server.stderr
+    orphan = server.stdout.split()[0]
+    pid = runs.read_json(runs_dir / orphan / "run.json")["pid"]
+    engine = Engine(runs_dir, slots=1)
+    try:
+        assert engine.recovered == [] and runs.load_run(runs_dir / orphan).status == "running"
+        assert engine.active() == [{"run_id": orphan, "status": "running", "position": 0}]
+        queued = engine.submit(TrainConfig(**QUICK))
+        time.sleep(1)
+        assert runs.load_run(runs_dir / queued).status == "queued"  # the orphan holds the only slot
+        assert engine.stop(orphan) == "stopping"
+        run = engine.wait(orphan, timeout=120)
+        assert run.status == "stopped" and run.usable and not runs.pid_alive(pid)
+        assert engine.wait(queued, timeout=180).status == "finished"
+    finally:
+        engine.close()
+        if runs.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_attach_refuses_paths_outside_the_runs_folder(engine):
     for bad in ("../etc", "/etc", "..", "", ".hidden", "nope"):
         with pytest.raises(runs.RunError):

@@ -33,7 +33,7 @@ def make_run(runs_dir, name, meta=None, model_from=None, raw=None):
 
 def dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()  # reaped: the pid now names no process (a zombie would still answer signal 0)
+    p.wait()  # reaped: the pid now names no process
     return p.pid
 
 
@@ -128,6 +128,20 @@ def test_statuses_of_hand_made_runs(runs_dir, trained, live_pid):
     assert usable == {"finished", "stopped"}
     assert runs.load_run(runs_dir / "finished").label == "mnist · dense · 90.0% (finished)"
     assert runs.load_run(runs_dir / "dead").label == " · ? · interrupted (dead)"
+
+
+def test_a_zombie_worker_is_not_alive():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:  # ended, not reaped: as an orphaned worker stays under a PID 1 that never reaps (some containers)
+        wait_zombie = time.monotonic() + 30
+        while Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < wait_zombie
+            time.sleep(0.05)
+        run = runs.Run("x", ROOT, {"status": "running", "pid": p.pid, "host": HERE})
+        assert not runs.pid_alive(p.pid) and run.status == "interrupted"
+    finally:
+        p.wait()
+    assert runs.pid_alive(os.getpid())
 
 
 def test_a_pid_owned_by_another_user_is_alive(monkeypatch):
