@@ -2,7 +2,8 @@
 
 A reload or the same address in another browser re-attaches to a running training's live curves, and Stop
 works from there; a worker killed with SIGKILL shows as failed within seconds and the next training runs;
-a server killed mid-training leaves a run that the next server lists as interrupted, never as running.
+a server killed mid-training leaves a run that the next server lists as interrupted, never as running, and a
+worker that outlives its server is taken over by the next one (listed, stoppable).
 
 Runs that must still be running when the test acts are long (LONG_EPOCHS of all of Fashion-MNIST: many
 minutes on any machine) and are ended by the test (Stop, a kill); every other training is a small slice.
@@ -181,3 +182,26 @@ def test_server_killed_mid_training_leaves_an_interrupted_run(app_with_env, open
     expect(main(page).locator("[data-testid=stAlertContentError]")).to_contain_text("Training interrupted",
                                                                                       timeout=60_000)
     expect(stop_button(page)).to_have_count(0)
+
+
+def test_a_worker_that_outlives_its_server_is_taken_over_by_the_next(app_with_env, open_session):
+    first = app_with_env()
+    page = open_session(first)
+    run_id, pid = start_long_run(page, first.runs_dir)
+    page.close()
+
+    os.kill(first.proc.pid, signal.SIGKILL)  # only the server dies: its worker trains on, an orphan
+    first.proc.wait(30)
+    assert alive(pid) and run_meta(first.runs_dir, run_id)["status"] == "running"
+
+    second = app_with_env(CLASSIFIER_LAB_RUNS=str(first.runs_dir))
+    page = open_session(second)
+    open_app(page)
+    open_page(page, "Runs")
+    now = main(page).locator("[data-testid=stProgress]").filter(has_text=run_id)
+    expect(now).to_contain_text("training", timeout=30_000)  # under "Training now", with its progress
+    main(page).locator(f".st-key-stop_{run_id}").get_by_role("button", name=re.compile("Stop")).first.click()
+    wait_for(lambda: run_meta(first.runs_dir, run_id)["status"] == "stopped", timeout=120,
+             message="the orphaned run to stop")
+    wait_for(lambda: not alive(pid), timeout=30, message="the orphaned worker to end")
+    expect(main(page).get_by_text("Training now")).to_have_count(0, timeout=30_000)
