@@ -38,11 +38,29 @@ if not all_runs:
             "The bundled default models are listed below.")
 
 
+GROUPS = {"train": "Trainings", "sweep": "Sweep runs", "fold": "Label-search folds", "lr_find": "LR range tests",
+          "bundled": "Bundled models"}
+HIDDEN_AT_FIRST = ("fold", "lr_find")  # helpers of other pages: one pill click away
+
+
+def shown(table: list[runs.Run]) -> list[runs.Run]:
+    """The runs the table lists: the groups picked in a row of pills, each with its count."""
+    counts = {g: sum(r.group == g for r in table) for g in GROUPS}
+    present = [g for g in GROUPS if counts[g]]
+    if len(present) < 2:
+        return table
+    picked = st.pills("Show", present, selection_mode="multi", format_func=lambda g: f"{GROUPS[g]} ({counts[g]})",
+                      default=[g for g in present if g not in HIDDEN_AT_FIRST] or present, key="runs_groups",
+                      on_change=lambda: st.session_state.pop("runs_table", None))  # rows mean other runs now
+    return [r for r in table if r.group in picked]
+
+
 def row(run: runs.Run) -> dict:
     """One table row: what was trained, how, and how well."""
     c, m = run.config, run.meta
     acc = m.get("test_accuracy")
-    kind = " · LR finder" if run.kind == "lr_find" else ""  # a range test: listed, but it has no model
+    kind = {"lr_find": " · LR finder",  # a range test: listed, but it has no model
+            "fold": f" · fold {(c.get('fold') or 0) + 1}/{c.get('folds')}"}.get(run.group, "")
     return {"run": run.id, "dataset": run.dataset, "architecture": f"{c.get('arch')}{kind}", "sweep": m.get("sweep"),
             "epochs": f"{m.get('epochs_done', 0)}/{c.get('epochs', '?')}", "batch": c.get("batch_size"),
             "lr": c.get("learning_rate"), "optimizer": c.get("optimizer"),
@@ -50,7 +68,7 @@ def row(run: runs.Run) -> dict:
             "status": run.status, "created": m.get("created", ""), "error": m.get("error", "")}
 
 
-table = all_runs + bundled
+table = shown(all_runs + bundled)
 event = st.dataframe([row(r) for r in table], hide_index=True, width="stretch", on_select="rerun",
                      selection_mode="multi-row", key="runs_table",
                      column_config={"test acc": st.column_config.NumberColumn(format="%.2f %%")})

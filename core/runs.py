@@ -119,6 +119,17 @@ class Run:
         return str(self.meta.get("kind") or "train")
 
     @property
+    def group(self) -> str:
+        """What the run is for: "bundled", "lr_find", "fold" (a label search's), "sweep" or "train"."""
+        if self.bundled:
+            return "bundled"
+        if self.kind == "lr_find":
+            return "lr_find"
+        if self.config.get("fold") is not None:
+            return "fold"
+        return "sweep" if self.meta.get("sweep") else "train"
+
+    @property
     def usable(self) -> bool:
         return self.status in FINISHED and self.kind == "train"
 

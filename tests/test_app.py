@@ -554,3 +554,34 @@ def test_mistake_detail_relabels_into_the_overlay(mnist_run, app_env):
     assert_clean(at, "relabel")
     fix = fixes.Overlay("mnist", app_env).state()[0][-1]
     assert (fix.op, fix.split, fix.key, fix.label, fix.view) == ("relabel", "test", index, suggested, "mistakes")
+
+
+def test_runs_table_hides_range_tests_and_label_search_folds_until_asked(mnist_run, app_env):
+    import shutil
+
+    from core import runs
+
+    made = {"sweep": {"sweep": "s1"}, "lr_find": {"kind": "lr_find"}, "fold": {"config_fold": 2}}
+    for name, extra in made.items():
+        path = app_env / f"{mnist_run.id}-{name}"
+        shutil.copytree(mnist_run.path, path)
+        meta = runs.read_json(path / "run.json")
+        if extra.pop("config_fold", None) is not None:
+            meta["config"] = {**meta["config"], "fold": 2, "folds": 5}
+        runs.write_json_atomic(path / "run.json", {**meta, **extra})
+    at = open_page(new_app(mnist_run), "app_pages/runs.py")
+    pills = at.button_group(key="runs_groups")
+    trainings = sum(r.group == "train" for r in runs.list_runs(app_env))  # other tests' runs share the folder
+    assert pills.options == [f"Trainings ({trainings})", "Sweep runs (1)", "Label-search folds (1)",
+                             "LR range tests (1)", "Bundled models (2)"]
+    assert pills.value == ["train", "sweep", "bundled"]
+    ids = at.dataframe[0].value["run"].tolist()
+    assert mnist_run.id in ids and f"{mnist_run.id}-sweep" in ids and len(ids) == trainings + 3
+    select_rows(at, [ids.index(mnist_run.id)])
+    assert [b for b in at.button if b.label == "Use as the active model"]
+    at.button_group(key="runs_groups").set_value(["fold", "lr_find"]).run()
+    assert_clean(at, "pills")
+    table = at.dataframe[0].value
+    assert sorted(table["run"]) == [f"{mnist_run.id}-fold", f"{mnist_run.id}-lr_find"]
+    assert sorted(table["architecture"]) == ["dense · LR finder", "dense · fold 3/5"]
+    assert not [b for b in at.button if b.label == "Use as the active model"]  # the row picked before: dropped
