@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core import runs
-from core.streaming import take
+from core.streaming import is_lazy, take
 
 FIXES_ENV = "CLASSIFIER_LAB_FIXES"  # where overlays live; default <runs folder>/.fixes
 OPS = ("relabel", "exclude", "add")
@@ -199,8 +199,9 @@ def apply(ds, overlay: Overlay | None, upto: int | None = None) -> Prepared:
         else:
             keep[i] = False
     x_train = take(ds.x_train, keep_train)
-    if added_x:
-        x_train = np.concatenate([x_train, np.stack(added_x).astype(x_train.dtype)])
+    if added_x:  # a streamed set keeps them beside its cache file: never the whole set in memory
+        added = np.stack(added_x).astype(x_train.dtype)
+        x_train = x_train.append(added) if is_lazy(x_train) else np.concatenate([x_train, added])
     y_train = np.concatenate([y_train[keep_train], np.asarray(added_y, np.int64)])
     keys = np.concatenate([train_keys[keep_train], np.asarray(added_keys, str)]) if added_keys else train_keys[keep_train]
     version["fixes"]["skipped"] = skipped

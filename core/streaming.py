@@ -69,14 +69,17 @@ class DiskImages:
     """uint8 images (N, H, W, 3): rows of a .npy file read on demand, never all held in memory.
 
     Indexing follows numpy (an int gives one image, a slice or index array an array of those images);
-    subset() is the lazy view training and the splits use; np.asarray() reads everything (avoid it)."""
+    subset() is the lazy view training and the splits use; np.asarray() reads everything (avoid it).
+    A negative row -1-i is image i of `extra`, the few images held in memory (ones a fix added)."""
     ndim = 4
     dtype = np.dtype(np.uint8)
 
     def __init__(self, path: str | Path, offset: int, image_shape: tuple, rows: np.ndarray, key: str,
-                 opened: _Opened | None = None):
+                 opened: _Opened | None = None, extra: np.ndarray | None = None):
         self.path, self.offset, self.image_shape, self.key = str(path), int(offset), tuple(image_shape), key
         self.opened = opened or _Opened(self.path)
+        self.extra = np.zeros((0, *self.image_shape), np.uint8) if extra is None else extra
+        self.extra.flags.writeable = False
         self.rows = np.asarray(rows, np.int64)
         self.rows.flags.writeable = False
         self.row_bytes = int(np.prod(self.image_shape))
@@ -90,7 +93,15 @@ class DiskImages:
         return len(self.rows)
 
     def subset(self, index) -> "DiskImages":
-        return DiskImages(self.path, self.offset, self.image_shape, self.rows[index], self.key, self.opened)
+        return DiskImages(self.path, self.offset, self.image_shape, self.rows[index], self.key, self.opened,
+                          self.extra)
+
+    def append(self, images: np.ndarray) -> "DiskImages":
+        """These images after this view's, kept in memory (the cache file is never written)."""
+        images = np.asarray(images, np.uint8).reshape(-1, *self.image_shape)
+        new_rows = -1 - (len(self.extra) + np.arange(len(images)))
+        return DiskImages(self.path, self.offset, self.image_shape, np.concatenate([self.rows, new_rows]), self.key,
+                          self.opened, np.concatenate([self.extra, images]))
 
     def read(self, index=slice(None)) -> np.ndarray:
         """The images at `index` (positions in this view) as one array, read straight into it."""
@@ -98,7 +109,9 @@ class DiskImages:
         out = np.empty((len(rows), *self.image_shape), np.uint8)
         flat = out.reshape(len(rows), -1)
         for k, r in enumerate(rows):  # pread: thread-safe on a shared descriptor, and releases the GIL
-            if os.preadv(self.opened.fd, [flat[k]], self.offset + int(r) * self.row_bytes) != self.row_bytes:
+            if r < 0:
+                out[k] = self.extra[-1 - r]
+            elif os.preadv(self.opened.fd, [flat[k]], self.offset + int(r) * self.row_bytes) != self.row_bytes:
                 raise OSError(f"{self.path}: the decoded cache is truncated; delete it and it is rebuilt")
         return out
 
@@ -117,8 +130,9 @@ class DiskImages:
             yield self.read(slice(start, start + n))
 
     def fingerprint(self) -> bytes:
-        """What identifies these images without reading them: the cache key and the rows in order."""
-        return self.key.encode() + self.rows.tobytes()
+        """What identifies these images without reading them: the cache key, the rows in order, the extra images."""
+        extra = hashlib.blake2b(self.extra.tobytes(), digest_size=16).digest() if len(self.extra) else b""
+        return self.key.encode() + self.rows.tobytes() + extra
 
 
 def _is_int(key) -> bool:

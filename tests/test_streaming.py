@@ -147,6 +147,34 @@ def test_train_one_epoch_streamed_writes_test_probs(root, monkeypatch, runs_dir)
     np.testing.assert_allclose(again, probs, atol=1e-5)
 
 
+def test_a_fix_that_adds_images_keeps_a_streamed_set_on_disk(root, monkeypatch, runs_dir):
+    from core import fixes
+    from core.training import TrainConfig, train
+
+    ds = load(monkeypatch, True)
+    overlay = fixes.Overlay("tiny", runs_dir)
+    overlay.record("exclude", "train", 0)
+    added = np.full((40, 40, 3), 7, np.uint8)
+    overlay.add_image(added, 2, view="predict")
+
+    def whole(self, dtype=None, copy=None):
+        raise AssertionError(f"read all {len(self)} images of a streamed dataset at once")
+
+    with monkeypatch.context() as m:
+        m.setattr(streaming.DiskImages, "__array__", whole)
+        x = fixes.apply(ds, overlay).dataset.x_train
+        assert streaming.is_lazy(x) and len(x) == len(ds.y_train) and x.shape[1:] == (40, 40, 3)
+        np.testing.assert_array_equal(x[-1], added)
+        np.testing.assert_array_equal(x[[0, -1]][0], ds.x_train[1])  # the excluded first image is gone
+        assert x.subset([-1]).fingerprint() != x.subset([0]).fingerprint()
+        run = train(TrainConfig(dataset="tiny", arch="cnn", epochs=1, batch_size=8, image_size=(40, 40),
+                                fixes=True, runs_dir=str(runs_dir)))
+    assert run.meta["status"] == "finished", run.meta.get("error")
+    data = run.meta["data"]
+    assert data["n_train"] + data["n_val"] == len(ds.y_train)  # one out, one in
+    assert run.meta["data_version"]["fixes"] == {**run.meta["data_version"]["fixes"], "applied": 2, "skipped": 0}
+
+
 def test_auto_recipe_and_validation_stream_too(root, monkeypatch, runs_dir):
     from core.training import TrainConfig, train
 
