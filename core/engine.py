@@ -126,9 +126,10 @@ class Engine:
         self._running: dict[str, Job] = {}
         self._wake = threading.Event()
         self._closed = False
-        self.recovered = recover(self.runs_dir)
+        left = runs.list_runs(self.runs_dir)
+        self.recovered = recover(left)
         if self.kind == "local":  # a restarted server shows, stops and counts the trainings it left running
-            self._running.update((job.run_id, job) for job in adopt(self.runs_dir))
+            self._running.update((job.run_id, job) for job in adopt(left))
         self._thread = threading.Thread(target=self._loop, name="training-engine", daemon=True)
         self._thread.start()
 
@@ -250,26 +251,23 @@ def _set_status(run_dir: Path, status: str, **extra) -> None:
     runs.write_json_atomic(run_dir / "run.json", meta)
 
 
-def adopt(runs_dir: Path) -> list[Job]:
+def adopt(left: list[runs.Run]) -> list[Job]:
     """Runs still trained by a local worker on this host whose server has gone (a restart, a crash)."""
-    here, jobs = os.uname().nodename, []
-    for run in runs.list_runs(runs_dir):
-        m = run.meta
-        if (m.get("status") == "running" and m.get("engine", "local") == "local" and m.get("host") == here
-                and runs.pid_alive(m.get("pid"))
-                and not (m.get("server_host") == here and runs.pid_alive(m.get("server_pid")))):
+    jobs = []
+    for run in left:
+        if run.status == "running" and run.meta.get("engine", "local") == "local" and not runs.server_alive(run.meta):
             try:
                 config = TrainConfig.from_dict(run.config)
             except (TypeError, ValueError):
                 continue
-            jobs.append(Job(run.id, run.path, config, handle=Orphan(int(m["pid"]))))
+            jobs.append(Job(run.id, run.path, config, handle=Orphan(int(run.meta["pid"]))))
     return jobs
 
 
-def recover(runs_dir: Path) -> list[str]:
+def recover(left: list[runs.Run]) -> list[str]:
     """Mark runs whose worker or server is gone as interrupted (on start): none is left 'running'."""
     found = []
-    for run in runs.list_runs(runs_dir):
+    for run in left:
         if run.meta.get("status") in runs.ACTIVE and run.status == "interrupted":
             try:
                 _set_status(run.path, "interrupted",

@@ -162,7 +162,16 @@ def owner_alive(meta: dict) -> bool:
     """Whether the process that owns an active run still exists: the worker that trains it here, or the
     server that queued it (or that drives it on Ray, whose tasks end with their driver)."""
     server = meta.get("status") == "queued" or meta.get("engine") == "ray"
-    host, pid = (meta.get("server_host"), meta.get("server_pid")) if server else (meta.get("host"), meta.get("pid"))
+    return server_alive(meta) if server else alive_here(meta.get("host"), meta.get("pid"))
+
+
+def server_alive(meta: dict) -> bool:
+    """Whether the server that queued a run still exists."""
+    return alive_here(meta.get("server_host"), meta.get("server_pid"))
+
+
+def alive_here(host, pid) -> bool:
+    """Whether process `pid` runs on this machine, `host` being where it was started."""
     return host == os.uname().nodename and pid_alive(pid)
 
 

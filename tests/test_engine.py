@@ -136,12 +136,12 @@ def test_runs_left_active_by_a_dead_owner_are_marked_interrupted(runs_dir):
     for name, meta in cases.items():
         (runs_dir / name).mkdir()
         runs.write_json_atomic(runs_dir / name / "run.json", meta)
-    assert sorted(recover(runs_dir)) == ["ray_driver_gone", "server_gone", "worker_gone"]
+    assert sorted(recover(runs.list_runs(runs_dir))) == ["ray_driver_gone", "server_gone", "worker_gone"]
     got = {name: runs.read_json(runs_dir / name / "run.json")["status"] for name in cases}
     assert got == {"worker_gone": "interrupted", "server_gone": "interrupted", "ray_driver_gone": "interrupted",
                    "alive": "running", "done": "finished"}
     assert "interrupted" in runs.read_json(runs_dir / "worker_gone" / "run.json")["error"]
-    assert recover(runs_dir) == []  # done once
+    assert recover(runs.list_runs(runs_dir)) == []  # done once
     alive.kill()
     alive.wait()
 
