@@ -28,10 +28,11 @@ def sidebar(page: Page) -> Locator:
 
 
 def wait_idle(page: Page, timeout: float = 60_000) -> None:
-    """Until the script run has finished and nothing on the page is left over from an earlier run."""
+    """Until the script run has finished, nothing on the page is left over from an earlier run and every element
+    is drawn: a chart still loading is a skeleton that grows when it draws, moving what is below it."""
     page.wait_for_function(
         "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'"
-        " && !document.querySelector('[data-stale=true]')", timeout=timeout)
+        " && !document.querySelector('[data-stale=true], [data-testid=stSkeleton]')", timeout=timeout)
 
 
 def nav_links(page: Page) -> Locator:
