@@ -236,6 +236,10 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         store.update(status="failed", error=str(e))
         raise
     queued = runs.read_json(path / "run.json", {}) if run_dir else {}
+    if (queued or {}).get("status", "queued") != "queued":  # cancelled, or interrupted by a restart meanwhile
+        error = f"run {path.name} is {queued['status']}, no longer queued: not started"
+        store.update(status=queued["status"], error=error)
+        raise runs.RunError(error)
     meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), **(queued or {}),
             "config": cfg.to_dict(), **cfg.labels(), "status": "running", "pid": os.getpid(),
             "host": os.uname().nodename, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "epochs_done": 0}

@@ -11,6 +11,7 @@ import pytest
 from core import runs
 from core.engine import Engine, recover
 from core.training import TrainConfig
+from slow_tf import slow_tf_pythonpath
 
 QUICK = dict(dataset="mnist", arch="dense", epochs=1, batch_size=32, max_train_samples=640)
 LONG = dict(dataset="mnist", arch="dense", epochs=200, batch_size=8)  # minutes of work: only Stop ends it
@@ -183,6 +184,42 @@ def test_a_restarted_server_shows_stops_and_counts_the_training_its_predecessor_
         engine.close()
         if runs.pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+DIES_WHILE_STARTING = """
+import os, signal, sys, time
+from core.engine import Engine
+from core.training import TrainConfig
+engine = Engine(sys.argv[1], slots=1)
+run_id = engine.submit(TrainConfig(dataset="mnist", arch="dense", epochs=1, max_train_samples=640))
+feed = engine.attach(run_id)
+while "pid" not in feed.snapshot(since=-1):  # the worker has started; run.json still says queued
+    time.sleep(0.05)
+print(run_id, feed.snapshot(since=-1)["pid"], flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_worker_whose_run_was_interrupted_before_it_began_does_not_train_it(runs_dir, tmp_path):
+    import sys
+
+    root = str(runs.ROOT)
+    slow = slow_tf_pythonpath(tmp_path / "slow_tf", 10, root)  # the worker's TensorFlow: a wide window to die in
+    server = subprocess.run([sys.executable, "-c", DIES_WHILE_STARTING, str(runs_dir)], capture_output=True,
+                            text=True, timeout=180, env={**os.environ, "PYTHONPATH": slow}, cwd=root)
+    assert server.returncode == -signal.SIGKILL, server.stderr
+    run_id, pid = server.stdout.split()
+    engine = Engine(runs_dir, slots=1)  # the restart: the queued run's server is gone, so it was interrupted
+    try:
+        assert engine.recovered == [run_id] and engine.active() == []
+        wait_for(lambda: not runs.pid_alive(int(pid)), timeout=120, what="the worker to give up")
+        run = runs.load_run(runs_dir / run_id)
+        assert run.status == "interrupted" and not run.model_path.exists(), run.meta
+        assert "no longer queued" in (runs_dir / run_id / "worker.log").read_text()
+    finally:
+        engine.close()
+        if runs.pid_alive(int(pid)):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def test_attach_refuses_paths_outside_the_runs_folder(engine):

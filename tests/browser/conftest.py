@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from slow_tf import slow_tf_pythonpath
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CLASSIFIER_LAB_CHROMIUM", "/usr/bin/chromium"))
@@ -175,46 +176,13 @@ def app(browser, tmp_path_factory):
         yield app
 
 
-SLOW_IMPORT = """\
-# Written by tests/browser/conftest.py: executing the `tensorflow` package takes {delay} s longer in this process.
-# (The sleep is in the loader, which holds only tensorflow's own import lock: other imports go on meanwhile.)
-import importlib.machinery
-import sys
-import time
-
-
-class _SlowTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is not None and spec.loader is not None:
-            execute = spec.loader.exec_module
-
-            def slow_exec_module(module):
-                time.sleep({delay})
-                execute(module)
-
-            spec.loader.exec_module = slow_exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _SlowTensorFlow())
-"""
-
-
 @pytest.fixture
 def slow_tf_app(browser, tmp_path):
     """A fresh app whose TensorFlow import takes `SLOW_TF_SECONDS` longer than usual (a sitecustomize hook).
 
     Whatever waits for TensorFlow then visibly waits that long, on any machine, fast or slow.
     """
-    hook = tmp_path / "slow_tf"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_IMPORT.format(delay=SLOW_TF_SECONDS))
-    pythonpath = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-    with serve_app(tmp_path / "app", PYTHONPATH=pythonpath) as app:
+    with serve_app(tmp_path / "app", PYTHONPATH=slow_tf_pythonpath(tmp_path / "slow_tf", SLOW_TF_SECONDS)) as app:
         yield app
 
 
