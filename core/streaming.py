@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 STREAM_ENV = "CLASSIFIER_LAB_STREAM_MB"  # decoded size above which a folder dataset streams from disk
-CACHE_ENV = "CLASSIFIER_LAB_CACHE"       # where decoded caches live (default <data root>/.cache/decoded)
+CACHE_ENV = "CLASSIFIER_LAB_CACHE"       # where decoded caches live (see cache_dir)
 DEFAULT_MB = 1024
 CHUNK = 256         # images decoded per write while building: bounds the build's memory (25 MB at 180×180)
 PREDICT_ROWS = 512  # images read per predict() chunk (50 MB at 180×180)
@@ -44,11 +44,20 @@ def should_stream(n_images: int, size: tuple[int, int]) -> bool:
 
 
 def cache_dir() -> Path:
+    """$CLASSIFIER_LAB_CACHE; else the data root's .cache; else, for a data root we cannot write, the user's."""
     env = os.environ.get(CACHE_ENV, "").strip()
     if env:
         return Path(env).expanduser()
     from core.owndata import data_root  # ".cache" is no valid dataset name, so it is never listed as one
-    return data_root() / ".cache" / "decoded"
+
+    here = data_root() / ".cache" / "decoded"
+    try:
+        here.mkdir(parents=True, exist_ok=True)
+        if os.access(here, os.W_OK):
+            return here
+    except OSError:
+        pass
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "classifier-lab" / "decoded"
 
 
 class _Opened:

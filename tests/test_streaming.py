@@ -86,6 +86,15 @@ def test_a_truncated_cache_is_rebuilt(root, monkeypatch):
     assert np.asarray(ds.x_test).shape == (len(ds.y_test), 40, 40, 3)
 
 
+def test_a_data_root_that_cannot_hold_the_cache_uses_the_users_cache_folder(root, monkeypatch, tmp_path):
+    (root / ".cache").write_text("not a folder")  # as unwritable as a read-only mount, even for root
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    ds = load(monkeypatch, True)
+    assert isinstance(ds.x_train, streaming.DiskImages)
+    assert len(list((tmp_path / "user-cache" / "classifier-lab" / "decoded").glob("*.npy"))) == 1
+    assert np.asarray(ds.x_test).shape == (len(ds.y_test), 40, 40, 3)
+
+
 KILLED_BUILD = """
 import sys, time
 from core import datasets, streaming
