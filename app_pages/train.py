@@ -10,6 +10,7 @@ st.title("Train a model")
 # the form is hidden while a run trains and when the user visits other pages: keep its values meanwhile,
 # or they come back as the widgets' minimums (epochs 1, batch 8, …) instead of what the user set
 KEEP = "session"
+LIVE_KEY = "train_live"  # the run the last script run drew live: its end must redraw the sidebar too
 
 
 def _init_settings() -> None:
@@ -103,6 +104,7 @@ def live(run_id: str, was_active: bool) -> None:
         if stopping and status != "queued":
             st.caption("Stopping after the current batch…")
     if was_active and not active:
+        st.session_state.pop(LIVE_KEY, None)
         st.rerun()  # ended: redraw the whole page (sidebar, result) once, without the timer
 
 
@@ -141,7 +143,9 @@ def result(run: runs.Run) -> None:
 
 run_id = training.selected_run()
 shown = training.load(run_id) if run_id else None
+ended = st.session_state.pop(LIVE_KEY, None)
 if shown is not None and shown.status in runs.ACTIVE:
+    st.session_state[LIVE_KEY] = run_id
     st.query_params.from_dict({"run": run_id})  # this address re-attaches: after a reload, in another browser
     st.info("Training runs in the background, in a process of its own: visit other pages, reload, or share this "
             "page's address; the live curves are kept with the run.")
@@ -156,6 +160,8 @@ if shown is not None and shown.status in runs.ACTIVE:
     st.fragment(run_every=every)(curves)(run_id, True)
     st.button("Set up another training", on_click=training.forget, icon=":material/add:")
 else:
+    if ended and ended == run_id:
+        st.rerun()  # it ended during this script run, after the sidebar had listed the models: once more
     cfg = config_form(run_id)
     available, why = state.status(cfg.dataset, cfg.data_path)
     if not available:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -240,6 +242,44 @@ def test_train_run_appears_in_runs_and_sidebar(app_env):
     row = table[table["run"] == run_id]
     assert len(row) == 1 and row["status"].iloc[0] == "finished" and row["epochs"].iloc[0] == "1/1"
     assert any(run_id in option for option in model_options(at))
+
+
+def test_a_run_that_ends_while_the_page_draws_is_offered_in_the_sidebar_at_once(mnist_run, app_env, monkeypatch):
+    # the worker can finish after the sidebar has listed the models and before the Train page looks at the run
+    import shutil
+
+    from core import runs
+    from ui import training
+
+    path = app_env / "20990101-000000-mnist-dense-late"
+    shutil.copytree(mnist_run.path, path)
+    finished = {**runs.read_json(path / "run.json"), "id": path.name}
+    worker = subprocess.Popen(["sleep", "120"])  # a live process for run.json to name as its worker
+    here = os.uname().nodename
+    try:
+        runs.write_json_atomic(path / "run.json", {**finished, "status": "running", "pid": worker.pid, "host": here,
+                                                   "server_pid": os.getpid(), "server_host": here})
+        at = new_app()
+        at.session_state[training.RUN_KEY] = path.name
+        open_page(at, "app_pages/train.py")
+        assert button(at, "Stop") and not any(path.name in o for o in model_options(at))  # live, not a model yet
+        listed = runs.list_runs
+
+        def list_then_finish(*args, **kwargs):
+            out = listed(*args, **kwargs)
+            if runs.read_json(path / "run.json")["status"] == "running":
+                runs.write_json_atomic(path / "run.json", finished)
+            return out
+
+        monkeypatch.setattr(runs, "list_runs", list_then_finish)
+        at.run()
+        assert_clean(at, "after the run ended")
+        assert any(f"Run **{path.name}** finished" in s.value for s in at.success), values(at.success)
+        assert any(path.name in o for o in model_options(at)), model_options(at)
+    finally:
+        worker.kill()
+        worker.wait()
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_stop_keeps_a_stopped_run(app_env):
