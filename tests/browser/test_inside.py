@@ -96,13 +96,12 @@ def test_lasso_on_the_embedding_map_fills_the_gallery(page, screenshot_dir):
     heading = m.get_by_role("heading", name=re.compile(r"^Selected images \(\d+\)"))
     expect(heading).to_have_text(re.compile(rf"^Selected images \({len(picked)}\)"), timeout=60_000)
     wait_idle(page)
-    first = m.locator("[data-testid=stImageCaption]").filter(has_text=re.compile(r"^#\d+ Label")).first
-    expect(first).to_have_text(re.compile(rf"^#{picked[0]} Label"), timeout=60_000)
-    # the gallery's images arrive one by one after the page is idle: read it once all of the first page is there
     captions = m.locator("[data-testid=stImageCaption]").filter(has_text=re.compile(r"^#\d+ Label"))
+    expect(captions.first).to_have_text(re.compile(rf"^#{picked[0]} Label"), timeout=60_000)
+    # the gallery's images arrive one by one: read it once all of the first page is there
     expect(captions).to_have_count(min(len(picked), 24), timeout=60_000)
-    texts = m.locator("[data-testid=stImageCaption]").all_inner_texts()
-    shown = [int(re.match(r"#(\d+) Label", c).group(1)) for c in texts if re.match(r"#\d+ Label", c)]
+    texts = captions.all_inner_texts()
+    shown = [int(re.match(r"#(\d+) Label", c).group(1)) for c in texts]
     assert shown == picked[:24], (texts, picked)  # the first page: the selection in test-index order
     if len(picked) > 24:
         expect(m.get_by_text(re.compile(rf"^{len(picked):,} images · showing 1–24$"))).to_be_visible()
