@@ -2,7 +2,9 @@
 import numpy as np
 import streamlit as st
 
-from core import compare, runs
+from core.analysis import compare
+
+from core.store import runs
 from ui import charts, export, state, training
 
 SHOW = 18

@@ -37,7 +37,7 @@ with right:
 @st.cache_data(max_entries=4, show_spinner="Augmenting…")
 def augmented(name: str, profile: str, seed: int, copies: int = 4) -> np.ndarray:
     """A few training images through the augmentation layers, `copies` times each."""
-    from core.models import augmentation
+    from core.model.architectures import augmentation
 
     x = np.asarray(ds.x_train[:6], dtype="float32")
     x = x[..., None] if x.ndim == 3 else x

@@ -4,8 +4,8 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core import analysis
-from core.embedding import COLOR_BY, PROJECTIONS, color_groups, selected_indices
+from core.analysis import metrics
+from core.analysis.embedding import COLOR_BY, PROJECTIONS, color_groups, selected_indices
 from ui import charts, inside, inside_charts, map_hover
 from ui.gallery import Gallery
 
@@ -28,7 +28,7 @@ method = c1.radio("Projection", methods, horizontal=True, key="e_method",
                   format_func=lambda m: f"{PROJECTIONS[m].title} ({PROJECTIONS[m].note})")
 by = c2.radio("Colour by", COLOR_BY, horizontal=True, key="e_color")
 xy = inside.projection(run, ds, method)
-suspects = analysis.label_issues(probs, y, len(names))["index"] if by == "suspected label error" else ()
+suspects = metrics.label_issues(probs, y, len(names))["index"] if by == "suspected label error" else ()
 groups = color_groups(by, y, pred, names, suspects)
 hover = [f"#{i} label {names[y[i]]} · predicted {names[pred[i]]} ({probs[i, pred[i]]:.0%})" for i in range(len(y))]
 colors = inside_charts.GROUP_COLORS if by in ("right / wrong", "suspected label error") else None

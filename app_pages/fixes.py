@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core import runs
+from core.store import runs
 from ui import charts, fixes, state
 
 st.title("Fixes")

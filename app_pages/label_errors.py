@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core import analysis
+from core.analysis import metrics
 from ui import charts, export, fixes, label_search, state
 
 SHOW = 30
@@ -29,7 +29,7 @@ if ds is None:
     st.stop()
 probs = state.test_probs(run, ds)
 names = list(ds.class_names)
-issues = analysis.label_issues(probs, ds.y_test, len(names))
+issues = metrics.label_issues(probs, ds.y_test, len(names))
 n = len(issues["index"])
 st.caption(f"Model {run.label} on {ds.source}")
 c1, c2 = st.columns(2)

@@ -2,15 +2,15 @@
 import numpy as np
 import streamlit as st
 
-from core import analysis
+from core.analysis import metrics
 from ui import inside, inside_charts
 
 st.title("Metrics")
 run, ds, probs = inside.test_set()
 y, names = np.asarray(ds.y_test), list(ds.class_names)
-cm = analysis.confusion_matrix(y, probs.argmax(1), len(names))
-rows = analysis.class_report(cm, names)
-cal = analysis.calibration(probs, y)
+cm = metrics.confusion_matrix(y, probs.argmax(1), len(names))
+rows = metrics.class_report(cm, names)
+cal = metrics.calibration(probs, y)
 st.caption(f"Model {run.label} on {ds.source} ({len(y):,} test images)")
 
 c1, c2, c3 = st.columns(3)

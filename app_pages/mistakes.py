@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from core import analysis
+from core.analysis import metrics
 from ui import charts, export, fixes, state
 from ui.gallery import Gallery
 
@@ -22,7 +22,7 @@ probs = state.test_probs(run, ds)
 y, keep = fixes.test_labels(run, ds)  # a run trained with fixes is judged by its fixed test labels
 pred = probs.argmax(1)
 names = list(ds.class_names)
-summary = analysis.summary(probs[keep], y[keep], names)
+summary = metrics.summary(probs[keep], y[keep], names)
 cm = np.asarray(summary["confusion_matrix"])
 
 c1, c2, c3 = st.columns(3)
@@ -53,17 +53,17 @@ with left:
     st.caption("Click a cell to show only those mistakes (rows: true class, columns: predicted).")
 with right:
     st.subheader("Accuracy per class")
-    st.plotly_chart(charts.per_class_accuracy(names, analysis.per_class(cm)["accuracy"]), key="class_chart")
+    st.plotly_chart(charts.per_class_accuracy(names, metrics.per_class(cm)["accuracy"]), key="class_chart")
     f1, f2 = st.columns(2)
     true_c = f1.selectbox("True class", [ANY, *range(len(names))], format_func=label.get, key="m_true")
     pred_c = f2.selectbox("Predicted class", [ANY, *range(len(names))], format_func=label.get, key="m_pred")
 
 st.subheader("Misclassified images")
 s1, s2 = st.columns([2, 1])
-sort = s1.radio("Order", analysis.SORTS, horizontal=True, key="m_sort",
+sort = s1.radio("Order", metrics.SORTS, horizontal=True, key="m_sort",
                 format_func=lambda s: {"most confident": "most confident wrong", "random": "random sample"}.get(s, s))
 seed = s2.number_input("Sample seed", 0, 10**6, 0, key="m_seed", disabled=sort != "random")
-idx = analysis.mistakes(probs, y, true_class=None if true_c == ANY else true_c,
+idx = metrics.mistakes(probs, y, true_class=None if true_c == ANY else true_c,
                         pred_class=None if pred_c == ANY else pred_c, sort=sort, seed=int(seed))
 idx = idx[keep[idx]]  # test images a fix excluded are not this run's mistakes
 

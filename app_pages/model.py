@@ -1,7 +1,7 @@
 """Model: the active model's layer graph with output shapes and parameter counts."""
 import streamlit as st
 
-from core.models import layer_graph, summary_rows
+from core.model.architectures import layer_graph, summary_rows
 from ui import state
 
 st.title("Model")

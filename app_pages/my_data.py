@@ -1,7 +1,7 @@
 """My data: make an image dataset of your own — upload, draw or photograph images per class."""
 import streamlit as st
 
-from core import owndata
+from core.data import owndata
 from ui import state
 
 NEW = "➕ New dataset"

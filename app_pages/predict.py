@@ -1,9 +1,9 @@
 """Predict: draw on a canvas or upload an image; see what the model sees and its confidence."""
 import streamlit as st
 
-from core import model_fit
-from core.datasets import DATASETS, is_own
-from core.inference import BlankImage, ImageError, predict_image
+from core.model import compat
+from core.data.datasets import DATASETS, is_own
+from core.analysis.inference import BlankImage, ImageError, predict_image
 from ui import charts, fixes, inside, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
@@ -11,7 +11,7 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 st.title("Predict")
 run = state.require_run()
 model = state.model(run)
-problem = model_fit.run_problem(run, model)
+problem = compat.run_problem(run, model)
 if problem:  # e.g. a model.keras that doesn't match its run: a message, not a Keras traceback
     st.error(f"**Model {run.label} cannot be used here.** {state.sentence(problem)} Pick another model in the sidebar.")
     st.stop()
@@ -71,7 +71,7 @@ with left:
                 "(drawing is for 28×28 grayscale models such as MNIST): upload a photo instead.")
     image = draw() if mode == "Draw" else upload()
     if own and mode == "Draw" and image is not None:
-        from core.owndata import canvas_image
+        from core.data.owndata import canvas_image
         image = canvas_image(image)  # the canvas's black, as My data stores drawings
 
 with right:

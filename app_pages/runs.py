@@ -3,7 +3,9 @@ import json
 
 import streamlit as st
 
-from core import model_fit, runs
+from core.model import compat
+
+from core.store import runs
 from ui import charts, export, fixes, state, training
 from ui.model_export import export_section
 
@@ -127,7 +129,7 @@ if len(picked) == 1:
 
 @st.cache_data(max_entries=4, show_spinner="Checking the model…")
 def _inspect(data: bytes, name: str, runs_dir: str) -> tuple:
-    return model_fit.inspect_model(data, runs_dir, name)
+    return compat.inspect_model(data, runs_dir, name)
 
 
 def import_model() -> None:
@@ -153,10 +155,10 @@ def import_model() -> None:
         active = state.active_dataset()
         dataset = st.selectbox("Use it with", targets, index=targets.index(active) if active in targets else 0,
                                format_func=state.dataset_title, key="import_dataset")
-        st.caption(f"Input {model_fit.shape_text(shape)}, {n_out} classes.")
+        st.caption(f"Input {compat.shape_text(shape)}, {n_out} classes.")
         if st.button("Import", type="primary", icon=":material/upload:", key="import_button"):
             try:
-                run = model_fit.import_model(data, dataset, runs_dir, upload.name)
+                run = compat.import_model(data, dataset, runs_dir, upload.name)
             except runs.RunError as e:
                 st.error(f"Cannot import this model: {e}")
                 return

@@ -1,9 +1,11 @@
 """Sweeps: launch a grid (or random) sweep on the training engine; its runs ranked, in parallel coordinates."""
 import streamlit as st
 
-from core import runs, sweeps
-from core.models import ARCHITECTURES
-from core.training import TrainConfig
+from core.store import runs
+
+from core.train import sweeps
+from core.model.architectures import ARCHITECTURES
+from core.train.trainer import TrainConfig
 from ui import settings, state, training, tuning
 
 st.title("Sweeps")

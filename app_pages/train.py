@@ -1,9 +1,9 @@
 """Train: a configuration form, live charts read from the run's feed, Stop, and the result."""
 import streamlit as st
 
-from core import runs
-from core.models import ARCHITECTURES
-from core.training import OPTIMIZERS, TrainConfig
+from core.store import runs
+from core.model.architectures import ARCHITECTURES
+from core.train.trainer import OPTIMIZERS, TrainConfig
 from ui import charts, settings, state, training, tuning
 
 st.title("Train a model")
@@ -137,7 +137,7 @@ def result(run: runs.Run) -> None:
                f"{m.get('fit_seconds', 0):.0f} s.")
     st.button("Use as the active model", on_click=state.set_active, args=(run,), icon=":material/check:")
     with st.expander(f"Model summary · {m.get('params', 0):,} parameters"):
-        from core.models import summary_rows
+        from core.model.architectures import summary_rows
         st.dataframe(summary_rows(state.model(run)), hide_index=True, width="stretch")
 
 

@@ -1,5 +1,5 @@
 """Model export: time, size, per-image latency and agreement with Keras for every format in
-core/exports.py, on the bundled models. Each format is exported alone (as one click on the Runs page
+core/export/formats.py, on the bundled models. Each format is exported alone (as one click on the Runs page
 does), `rounds` times; then all formats in one call (as `python -m core export` does).
 
     python bench/bench_export.py [--quick]
@@ -41,8 +41,9 @@ def _rows(model: str, name: str, results: list[dict]) -> list[dict]:
 
 
 def run(quick: bool) -> list[dict]:
-    from core import exports, runs
+    from core.export import formats
 
+    from core.store import runs
     rounds, models = (1, ["mnist"]) if quick else (3, ["mnist", "fashion_mnist"])
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
@@ -50,17 +51,17 @@ def run(quick: bool) -> list[dict]:
         for model_name in models:
             run_ = common.bundled_run(model_name)
             model = runs.load_model(run_.model_path)
-            for name in exports.FORMATS:
+            for name in formats.FORMATS:
                 results = []
                 for i in range(rounds):
-                    r = exports.export(run_, [name], Path(tmp) / f"{model_name}-{name}-{i}", runs_dir, model=model)[0]
+                    r = formats.export(run_, [name], Path(tmp) / f"{model_name}-{name}-{i}", runs_dir, model=model)[0]
                     common.log(f"export {model_name} {name} round {i + 1}/{rounds}: "
                                + (f"{r['export_seconds']:.2f} s, {r['bytes'] / 1e6:.2f} MB, {r['latency_ms']:.2f} ms, "
                                   f"agreement {r['top1_agreement']:.2%}" if r["ok"] else r["error"]))
                     results.append(r)
                 rows += _rows(model_name, name, results)
             t0 = time.perf_counter()
-            everything = exports.export(run_, "all", Path(tmp) / f"{model_name}-all", runs_dir, model=model)
+            everything = formats.export(run_, "all", Path(tmp) / f"{model_name}-all", runs_dir, model=model)
             took = time.perf_counter() - t0
             rows.append(common.row("export", f"{model_name}: all formats in one call", took, "s",
                                    notes=f"{sum(r['ok'] for r in everything)}/{len(everything)} ok, "

@@ -34,9 +34,9 @@ def _figures(inspector, x):
 
 
 def activations(quick: bool) -> list[dict]:
-    from core import runs
-    from core.activations import inspector
-    from core.inference import predict_image
+    from core.store import runs
+    from core.analysis.activations import inspector
+    from core.analysis.inference import predict_image
 
     n = 100 if quick else 300
     model = runs.load_model(common.bundled_run("mnist").model_path)
@@ -116,9 +116,9 @@ def _cpu_timed(fn, *args):
 def embedding_steps(quick: bool) -> list[dict]:
     import plotly.io as pio
 
-    from core import runs
-    from core.datasets import load_dataset
-    from core.embedding import color_groups, embeddings, load_test, near_duplicates, outliers, project, reduce
+    from core.store import runs
+    from core.data.datasets import load_dataset
+    from core.analysis.embedding import color_groups, embeddings, load_test, near_duplicates, outliers, project, reduce
     from ui import inside_charts
 
     run_ = common.bundled_run("fashion_mnist")

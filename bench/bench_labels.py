@@ -16,10 +16,11 @@ PLANTED, TOP, TARGET = 40, 100, 30
 
 
 def run(quick: bool) -> list[dict]:
-    from core import fixes, label_search
-    from core.datasets import load_dataset
-    from core.engine import Engine, max_concurrent
-    from core.training import TrainConfig
+    from core.data import fixes
+    from core.train import label_search
+    from core.data.datasets import load_dataset
+    from core.engine.scheduler import Engine, max_concurrent
+    from core.train.trainer import TrainConfig
 
     folds, epochs = (3, 3) if quick else (5, 3)
     ds = load_dataset("mnist")

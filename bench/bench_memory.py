@@ -3,7 +3,7 @@ Playwright through the Mistakes page of both datasets and the Predict page (one 
 (2) the server's RSS over 10 consecutive short trainings started and watched from its Train page
 (each trains in a worker process: the server only reads its feed); target growth <= 30 MB.
 
-What bounds (1): core.datasets._load keeps at most 4 decoded datasets (lru_cache(maxsize=4)),
+What bounds (1): core.data.datasets._load keeps at most 4 decoded datasets (lru_cache(maxsize=4)),
 ui.state keeps at most 4 loaded models (_model, cache_resource max_entries=4) and 8 test-set
 probability arrays (_test_probs, cache_data max_entries=8, N x classes float32 each).
 
@@ -117,7 +117,7 @@ def run(quick: bool) -> list[dict]:
     return [
         common.row("memory", "app server peak RSS (VmHWM)", mem["hwm"], "MB",
                    notes="after Mistakes on MNIST then Fashion-MNIST, then Predict (bundled models); bounded by "
-                         "≤ 4 datasets (core.datasets._load), ≤ 4 models and ≤ 8 probability arrays (ui.state caches)"),
+                         "≤ 4 datasets (core.data.datasets._load), ≤ 4 models and ≤ 8 probability arrays (ui.state caches)"),
         common.row("memory", "app server RSS after Home", mem["home"], "MB"),
         common.row("memory", "app server RSS after Mistakes, MNIST", mem["MNIST digits"], "MB"),
         common.row("memory", "app server RSS after Mistakes, + Fashion-MNIST", mem["Fashion-MNIST"], "MB"),

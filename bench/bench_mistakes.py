@@ -17,12 +17,12 @@ TARGET_S = 1.0
 
 
 def compute(model, ds):
-    from core import analysis
-    from core.inference import predict
+    from core.analysis import metrics
+    from core.analysis.inference import predict
 
     probs = predict(model, ds.x_test)
-    analysis.summary(probs, ds.y_test, ds.class_names)
-    analysis.mistakes(probs, ds.y_test)
+    metrics.summary(probs, ds.y_test, ds.class_names)
+    metrics.mistakes(probs, ds.y_test)
     return probs
 
 
@@ -62,8 +62,8 @@ def _first_visit(run_path: Path):
 
 
 def run(quick: bool) -> list[dict]:
-    from core import runs
-    from core.datasets import load_dataset
+    from core.store import runs
+    from core.data.datasets import load_dataset
 
     repeats = 3 if quick else 5
     run_, note = common.bundled_run("fashion_mnist"), "bundled model"

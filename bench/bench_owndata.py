@@ -1,6 +1,6 @@
 """Own small datasets with the `auto` architecture: test accuracy and CPU time on generated 3- and 5-class
-datasets (core.synthetic: shapes on coloured backgrounds, colours, drawn sketches; 60 images per class, 80/20
-split), imported through core.owndata like an upload. Target: ≥ 90 % test accuracy within 2 CPU-minutes.
+datasets (core.data.synthetic: shapes on coloured backgrounds, colours, drawn sketches; 60 images per class, 80/20
+split), imported through core.data.owndata like an upload. Target: ≥ 90 % test accuracy within 2 CPU-minutes.
 Each training runs in a process of its own, so its CPU time is its own. Quick mode: 3 classes, shapes only.
 
     python bench/bench_owndata.py [--quick]
@@ -21,7 +21,7 @@ PER_CLASS = 60
 CHILD = """
 import json, os, resource, sys, time
 sys.path.insert(0, {root!r})
-from core.training import TrainConfig, train
+from core.train.trainer import TrainConfig, train
 t0 = time.perf_counter()
 run = train(TrainConfig(dataset={name!r}, arch="auto", seed={seed}))
 r = resource.getrusage(resource.RUSAGE_SELF)
@@ -42,7 +42,7 @@ def train_child(name: str, env: dict, seed: int = 0) -> dict:
 
 
 def run(quick: bool) -> list[dict]:
-    from core import owndata, synthetic
+    from core.data import owndata, synthetic
 
     cases = [("shapes", 3)] if quick else [(k, n) for n in (3, 5) for k in synthetic.KINDS]
     rows, tmp = [], Path(tempfile.mkdtemp(prefix="bench-owndata-"))

@@ -29,8 +29,8 @@ def canvas_digit(seed: int = 0) -> np.ndarray:
 
 
 def run(quick: bool) -> list[dict]:
-    from core import runs
-    from core.inference import predict, predict_image, preprocess
+    from core.store import runs
+    from core.analysis.inference import predict, predict_image, preprocess
 
     n = 200 if quick else 500
     run_, note = common.bundled_run("mnist"), "bundled model"

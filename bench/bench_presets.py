@@ -1,5 +1,5 @@
-"""Accuracy and time of every architecture preset (core.models.ARCHITECTURES) on MNIST (the offline
-subset here) and Fashion-MNIST, trained by core.training.train. Full mode: the whole training split
+"""Accuracy and time of every architecture preset (core.model.architectures.ARCHITECTURES) on MNIST (the offline
+subset here) and Fashion-MNIST, trained by core.train.trainer.train. Full mode: the whole training split
 and each architecture's default epochs, but training is stopped (the app's Stop) after 10 minutes of
 fitting, and the test accuracy reached by then is reported; quick mode: 3,000 training samples,
 1 epoch, 2,000 test images. Target: cnn_strong >= 92.5 % test accuracy on Fashion-MNIST within 10
@@ -24,7 +24,7 @@ DATASETS = ("mnist", "fashion_mnist")
 
 
 def _test_slice(ds, n: int):
-    from core.datasets import Dataset
+    from core.data.datasets import Dataset
 
     return Dataset(ds.name, ds.class_names, ds.x_train, ds.y_train, ds.x_test[:n], ds.y_test[:n],
                    f"{ds.source} (first {n:,} test images)", ds.augment)
@@ -32,7 +32,7 @@ def _test_slice(ds, n: int):
 
 def train_capped(cfg, ds, cap_s: float | None):
     """train() with the app's Stop pressed after cap_s seconds of fitting: (run, wall s, epochs done)."""
-    from core.training import MetricsStore, train
+    from core.train.trainer import MetricsStore, train
 
     import keras
 
@@ -60,9 +60,9 @@ def train_capped(cfg, ds, cap_s: float | None):
 
 
 def run(quick: bool, only: tuple[str, ...] = ()) -> list[dict]:
-    from core.datasets import load_dataset
-    from core.models import ARCHITECTURES
-    from core.training import TrainConfig
+    from core.data.datasets import load_dataset
+    from core.model.architectures import ARCHITECTURES
+    from core.train.trainer import TrainConfig
 
     rows = []
     runs_dir = tempfile.mkdtemp(prefix="bench-presets-")

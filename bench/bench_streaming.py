@@ -1,7 +1,7 @@
 """Big folders streamed from disk (issue #13 part 5): peak memory of the training worker on a large generated
-folder, against the target ≤ 1.5 GB for 50,000 images. The folder (core.synthetic shapes, 120×90 JPEGs in
-3 classes, written straight into a temp data root) is trained through core.engine.Engine — a real
-`python -m core.worker` process — with `auto`, 1 epoch, at the default 180×180 (97 kB an image decoded,
+folder, against the target ≤ 1.5 GB for 50,000 images. The folder (core.data.synthetic shapes, 120×90 JPEGs in
+3 classes, written straight into a temp data root) is trained through core.engine.scheduler.Engine — a real
+`python -m core.engine.worker` process — with `auto`, 1 epoch, at the default 180×180 (97 kB an image decoded,
 4.9 GB for 50,000 in memory). The worker's VmHWM (/proc/<pid>/status) is sampled every 0.2 s until it
 exits, and checked against getrusage(RUSAGE_CHILDREN).ru_maxrss once it is reaped. The first run decodes
 the folder into the cache file; a second load (in this process) shows it reused. Full mode: 50,000 images
@@ -35,7 +35,7 @@ def _generate(args) -> int:
     """One task of images: class `shape`, numbers start..start+count, its own seed."""
     import numpy as np
 
-    from core import synthetic
+    from core.data import synthetic
 
     folder, shape, start, count = args
     rng = np.random.default_rng(start * 7919 + CLASSES.index(shape))
@@ -64,7 +64,7 @@ def _feed_times(run_dir: Path) -> dict:
             line = json.loads(line)
         except ValueError:
             continue
-        d = line.get("s") or {}  # a line's state changes (core/feed.py)
+        d = line.get("s") or {}  # a line's state changes (core/engine/feed.py)
         if d.get("pid") and "pid" not in out:
             out["pid"] = d["pid"]
         if d.get("status") and d["status"] not in out:
@@ -76,8 +76,8 @@ def train_watched(name: str, runs_dir: Path) -> dict:
     """One engine run of `auto` on the dataset, its worker's memory sampled until it exits."""
     import numpy as np
 
-    from core.engine import Engine
-    from core.training import TrainConfig
+    from core.engine.scheduler import Engine
+    from core.train.trainer import TrainConfig
 
     engine = Engine(runs_dir, slots=1)
     peak, samples, done = 0.0, [], threading.Event()
@@ -134,7 +134,7 @@ def run(quick: bool, images: int | None = None) -> list[dict]:
         cache = sorted((tmp / "data" / ".cache" / "decoded").glob("*.npy"))
         cache_mb = sum(f.stat().st_size for f in cache) / 2**20
         mtime = [f.stat().st_mtime_ns for f in cache]
-        from core import datasets
+        from core.data import datasets
 
         t0 = time.perf_counter()
         again = datasets.load_dataset("big")  # a later run's load: finds the cache by the files' key
@@ -172,7 +172,7 @@ def run(quick: bool, images: int | None = None) -> list[dict]:
                                notes="load_dataset in a fresh process state: stats the files, finds the cache by "
                                      "their key, reads nothing else"))
         rows.append(common.row("streaming", "generating the folder", round(gen_s, 1), "s",
-                               notes=f"{n:,} JPEGs by core.synthetic, one process per core"))
+                               notes=f"{n:,} JPEGs by core.data.synthetic, one process per core"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows

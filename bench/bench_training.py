@@ -1,4 +1,4 @@
-"""Callbacks overhead: core.training.train as a worker runs it (LiveMetrics + RunWriter, its live feed
+"""Callbacks overhead: core.train.trainer.train as a worker runs it (LiveMetrics + RunWriter, its live feed
 written to feed.jsonl by a Publisher every 0.1 s) against a plain model.fit of the same model, data and
 settings, both in this process. Throughput = training samples x epochs / fit seconds; target A/B >= 0.95.
 
@@ -22,7 +22,7 @@ TARGET = 0.95
 
 
 def _config(arch: str, n: int, epochs: int, runs_dir: str):
-    from core.training import TrainConfig
+    from core.train.trainer import TrainConfig
 
     return TrainConfig(dataset="fashion_mnist", arch=arch, epochs=epochs, max_train_samples=n,
                        validation_split=0.1, seed=0, runs_dir=runs_dir).resolved()
@@ -48,9 +48,9 @@ def _cpu_clock():
 def with_app(ds, cfg) -> tuple[float, float]:
     """A: train() with the worker's store (a Publisher appending to feed.jsonl): (samples/s, CPU µs per
     sample) of its fit. The page that reads the feed runs in another process: bench_watched.py."""
-    from core import runs
-    from core.feed import FileSink, Publisher
-    from core.training import train
+    from core.store import runs
+    from core.engine.feed import FileSink, Publisher
+    from core.train.trainer import train
 
     path = runs.new_run_dir(Path(cfg.runs_dir), cfg.dataset, cfg.arch)
     store, clock = Publisher(FileSink(path)), _cpu_clock()
@@ -70,8 +70,8 @@ def plain(ds, cfg) -> tuple[float, float]:
 
     import keras
 
-    from core.models import build_model
-    from core.training import _split, compile_model
+    from core.model.architectures import build_model
+    from core.train.trainer import _split, compile_model
 
     keras.config.set_dtype_policy("float32")
     x_tr, y_tr, x_val, y_val = _split(ds, cfg)
@@ -96,8 +96,8 @@ def batch_overhead_us(n: int = 3000, repeats: int = 5) -> float:
     import tensorflow as tf
     from keras.src.callbacks.callback_list import CallbackList
 
-    from core.callbacks import LiveMetrics, RunWriter
-    from core.feed import FileSink, Publisher
+    from core.train.callbacks import LiveMetrics, RunWriter
+    from core.engine.feed import FileSink, Publisher
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     logs = {"loss": tf.constant(0.5), "accuracy": tf.constant(0.7)}
@@ -125,7 +125,7 @@ def batch_overhead_us(n: int = 3000, repeats: int = 5) -> float:
 
 
 def run(quick: bool) -> list[dict]:
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     # 5 rounds: the VM may run either side on one vCPU for a while (bench/analysis.md)
     n, epochs, repeats = (6_000, 1, 5) if quick else (20_000, 2, 5)

@@ -3,7 +3,7 @@ to result) and a 4-run sweep with one worker slot against two (wall time and the
 
     python bench/bench_tuning.py [--quick]
 
-Everything goes through core.engine.Engine and worker processes, as the app and the CLI do, so the figures
+Everything goes through core.engine.scheduler.Engine and worker processes, as the app and the CLI do, so the figures
 include each worker's start (a fresh interpreter importing TensorFlow and loading the dataset).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ SWEEP_GRID = {"learning_rate": [1e-3, 3e-3], "batch_size": [32, 64]}
 
 def lr_find_once(engine, arch: str) -> tuple[float, dict]:
     """(seconds from submit to the result on disk, run.json) of one range test on Fashion-MNIST."""
-    from core.training import TrainConfig
+    from core.train.trainer import TrainConfig
 
     t0 = time.perf_counter()
     run_id = engine.submit(TrainConfig(dataset="fashion_mnist", arch=arch, mode="lr_find"))
@@ -33,9 +33,9 @@ def lr_find_once(engine, arch: str) -> tuple[float, dict]:
 
 def sweep_once(runs_dir: str, slots: int, samples: int) -> float:
     """Wall seconds of a 4-run dense sweep (2 rates × 2 batch sizes, 1 epoch) on `slots` worker slots."""
-    from core import sweeps
-    from core.engine import Engine
-    from core.training import TrainConfig
+    from core.train import sweeps
+    from core.engine.scheduler import Engine
+    from core.train.trainer import TrainConfig
 
     engine = Engine(runs_dir, slots=slots)
     try:
@@ -53,7 +53,7 @@ def sweep_once(runs_dir: str, slots: int, samples: int) -> float:
 
 
 def run(quick: bool) -> list[dict]:
-    from core.engine import Engine
+    from core.engine.scheduler import Engine
 
     rows, runs_dir = [], tempfile.mkdtemp(prefix="bench-tuning-")
     repeats = 1 if quick else 3

@@ -49,7 +49,7 @@ def _result(run_dir: Path, sampler: common.CpuSampler) -> tuple:
 
 
 def _workers(parent: int):
-    return lambda: [p for p in common.descendants(parent) if "core.worker" in common.cmdline(p)]
+    return lambda: [p for p in common.descendants(parent) if "core.engine.worker" in common.cmdline(p)]
 
 
 def _chromium() -> list[int]:

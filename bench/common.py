@@ -187,7 +187,7 @@ def main(run) -> int:
 
 def bundled_run(dataset: str):
     """The bundled model's run for the dataset (assets/models): what a newcomer's first visit uses."""
-    from core import runs
+    from core.store import runs
 
     run = runs.resolve(dataset)
     if not run.bundled:

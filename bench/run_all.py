@@ -33,7 +33,7 @@ METHOD = """\
   Comparisons (train() against a bare `model.fit`) alternate A and B in the same process (A B, B A, …)
   and report the median of the per-round ratios with min–max. CPU-time ratios, far less sensitive to
   other processes, are shown beside the wall-clock ones.
-- **Callbacks overhead** (`bench_training.py`): `core.training.train` as a worker runs it (LiveMetrics
+- **Callbacks overhead** (`bench_training.py`): `core.train.trainer.train` as a worker runs it (LiveMetrics
   and RunWriter callbacks, the live feed appended to feed.jsonl by a Publisher), against the same model
   builder, compile, split, batch size and epochs in `model.fit(verbose=0)`, both in the benchmark's
   process. Throughput = training samples × epochs / seconds in `fit`. What a user waits for is *watched*.
@@ -64,18 +64,18 @@ METHOD = """\
 - **Memory** (`bench_memory.py`): VmHWM/VmRSS from `/proc/<pid>/status` of the server process after
   Playwright visits Mistakes on MNIST and then Fashion-MNIST; then, on a fresh server, its VmRSS after
   each of 10 short trainings started one after another from the Train page and watched to their result.
-- **Presets** (`bench_presets.py`): every architecture in `core.models.ARCHITECTURES` trained by
+- **Presets** (`bench_presets.py`): every architecture in `core.model.architectures.ARCHITECTURES` trained by
   `train()`; full mode uses the whole training split and the architecture's default epochs, stopped
   after 10 minutes of fitting (the target's budget), quick mode a 3,000-sample subset for 1 epoch.
-- **Export** (`bench_export.py`): every format of `core/exports.py` exported alone from the bundled
+- **Export** (`bench_export.py`): every format of `core/export/formats.py` exported alone from the bundled
   models (3 rounds; quick: MNIST, 1 round), then all in one call; write time, file size, one-image
   latency in the format's own runtime, top-1 agreement and max |Δp| against Keras on 200 test images.
 - **Tuning** (`bench_tuning.py`): learning-rate range tests of `cnn` and `dense` on Fashion-MNIST through the
   engine, timed from submit to the result on disk (worker start included); a 4-run sweep on one worker
   slot, then on two.
-- **Own small datasets** (`bench_owndata.py`): generated 3- and 5-class datasets (`core.synthetic`:
+- **Own small datasets** (`bench_owndata.py`): generated 3- and 5-class datasets (`core.data.synthetic`:
   shapes on coloured backgrounds, colours, drawn sketches; 60 images a class) imported through
-  `core.owndata`, trained with `auto` by `train()` in a fresh process each; CPU time is the whole
+  `core.data.owndata`, trained with `auto` by `train()` in a fresh process each; CPU time is the whole
   process's (TensorFlow import, loading, fit, evaluation, saving).
 - **Label search** (`bench_labels.py`): 40 training labels of the offline MNIST subset flipped through
   the fix overlay, then the k-fold pass as the app runs it (k dense fold runs, 3 epochs, through the

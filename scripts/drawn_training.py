@@ -8,7 +8,7 @@ thinner), or one of scripts/make_drawn_digits.py's sources (handwriting font, br
 bent by a smooth random (elastic) distortion, then handed over as one of the app's inputs: a canvas
 drawing (anywhere, any size), a photo of paper (make_drawn_digits.as_photo) or a tightly cropped
 low-resolution scan blown up with blur, either polarity (make_drawn_digits.as_scan). It then goes
-through core.inference.preprocess (ink crop, fit to 20 px, centre of mass), so the model trains on
+through core.analysis.inference.preprocess (ink crop, fit to 20 px, centre of mass), so the model trains on
 what it will see. Seeded and deterministic; the seed must differ from the evaluation set's
 (make_drawn_digits.SEED) so no evaluation image is trained on.
 """
@@ -92,7 +92,7 @@ def as_input(cov: Image.Image, medium: str, rng):
 def make_training(n: int, seed: int, mnist_x: np.ndarray | None = None, mnist_y: np.ndarray | None = None,
                   mnist_share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """n preprocessed 28x28 uint8 digits and their labels (balanced over the digits)."""
-    from core.inference import BlankImage, preprocess
+    from core.analysis.inference import BlankImage, preprocess
 
     if drawn.SEED == seed:
         raise ValueError("use a seed other than the evaluation set's")

@@ -38,7 +38,7 @@ the brush, or for 'font' an estimate), angle (degrees), split ('val' = for choos
 the reported figure), res (a scan's low resolution, 0 otherwise), stretch (a scan stretched to a square),
 polarity ('light' ink on dark or 'dark' ink on light).
 
-evaluate(model, split) runs a sample through core.inference.preprocess + predict as the app does
+evaluate(model, split) runs a sample through core.analysis.inference.preprocess + predict as the app does
 and returns the accuracy overall and per group; train_defaults.py and the tests use it.
 """
 from __future__ import annotations
@@ -445,9 +445,9 @@ def groups(d: dict) -> dict[str, np.ndarray]:
 
 
 def evaluate(model, split: str = "test", path: Path = OUT) -> dict:
-    """Accuracy through core.inference.preprocess + predict (the app's path), overall and per group."""
+    """Accuracy through core.analysis.inference.preprocess + predict (the app's path), overall and per group."""
     sys.path.insert(0, str(ROOT))
-    from core.inference import BlankImage, predict, preprocess
+    from core.analysis.inference import BlankImage, predict, preprocess
 
     d = load(path)
     idx = np.flatnonzero(d["split"] == split)

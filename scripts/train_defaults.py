@@ -5,9 +5,9 @@
     .venv/bin/python scripts/train_defaults.py all
     .venv/bin/python scripts/train_defaults.py probs          # only re-write test_probs.npy (+ embeddings) of both
 
-Every model is trained by core.training.train with the fixed config below into a temporary runs
+Every model is trained by core.train.trainer.train with the fixed config below into a temporary runs
 folder; the finished run folder is then copied to assets/models/<name>/ as the app reads it
-(core.runs.bundled_models): run.json (its id is the folder name, pid/host dropped, plus a
+(core.store.runs.bundled_models): run.json (its id is the folder name, pid/host dropped, plus a
 "bundled" section saying how it was made and chosen), history.json and model.keras (saved
 without optimizer state, so it is small) and test_probs.npy (the model's probabilities on the
 offline test split, so the first Mistakes visit needn't predict 10,000 images; the app uses them
@@ -23,7 +23,7 @@ are never seen) and
 
 MNIST: the 8,000 training digits are joined by 6,000 generated ones in the styles people hand the
 app (scripts/drawn_training.py: MNIST digits and font/brush/synthetic shapes, elastically bent, as
-canvas drawings, paper photos and tight low-resolution scans, each through core.inference.preprocess
+canvas drawings, paper photos and tight low-resolution scans, each through core.analysis.inference.preprocess
 as at prediction time). Training runs differ in how well they read digits drawn in the app, so
 several seeds are trained and the one with the best accuracy on the validation half of
 assets/data/drawn_digits.npz (scripts/make_drawn_digits.py) is kept; its test half gives the figure
@@ -66,7 +66,7 @@ def _isolate_data() -> None:
 
 
 def _load(name: str):
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     ds = load_dataset(name)
     if EXPECTED_SOURCE[name] not in ds.source:
@@ -89,7 +89,7 @@ def _with_extra(ds, n: int, seed: int):
 
 
 def _train(name: str, runs_dir: Path, ds=None, **overrides):
-    from core.training import TrainConfig, train
+    from core.train.trainer import TrainConfig, train
 
     ds = ds or _load(name)
     cfg = TrainConfig(**{**CONFIGS[name], **overrides, "runs_dir": str(runs_dir)})
@@ -102,8 +102,8 @@ def _train(name: str, runs_dir: Path, ds=None, **overrides):
 
 def _export(run, name: str, extra: dict) -> Path:
     """Copy a finished run folder to assets/models/<name>/ in the bundled form."""
-    from core import runs
-    from core.embedding import STORED
+    from core.store import runs
+    from core.analysis.embedding import STORED
 
     dest = BUNDLED / name
     tmp = BUNDLED / f".{name}.tmp"
@@ -131,11 +131,11 @@ def write_probs(name: str) -> None:
     """Predict the offline test split with a bundled model into its test_probs.npy and test_embeddings.npz."""
     import numpy as np
 
-    from core import runs
-    from core.analysis import summary
-    from core.datasets import load_dataset
-    from core.embedding import save_test
-    from core.inference import predict
+    from core.store import runs
+    from core.analysis.metrics import summary
+    from core.data.datasets import load_dataset
+    from core.analysis.embedding import save_test
+    from core.analysis.inference import predict
 
     run = runs.resolve(name)
     ds = load_dataset(name)
@@ -154,7 +154,7 @@ def write_probs(name: str) -> None:
 
 def train_mnist(seeds=MNIST_SEEDS) -> None:
     import make_drawn_digits as drawn
-    from core import runs
+    from core.store import runs
 
     ds = _with_extra(_load("mnist"), **MNIST_EXTRA)
     with tempfile.TemporaryDirectory(prefix="defaults-mnist-") as tmp:
@@ -171,7 +171,7 @@ def train_mnist(seeds=MNIST_SEEDS) -> None:
 def export_best_mnist(results: list[tuple]) -> None:
     """Export the run with the best drawn-digit validation accuracy, (val, test, -seed, run) per seed."""
     import make_drawn_digits as drawn
-    from core import runs
+    from core.store import runs
 
     best = max(results, key=lambda r: r[:3])[3]
     test = drawn.evaluate(runs.load_model(best.model_path), "test")

@@ -17,6 +17,8 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `pytest` run from elsewhere than the repo root can still import core
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "tests") not in sys.path:  # tests in subfolders (mirroring core/) import the shared helpers
+    sys.path.insert(0, str(ROOT / "tests"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,14 +65,14 @@ def slice_dataset():
 @pytest.fixture(scope="session")
 def mnist():
     """The full offline MNIST dataset as load_dataset returns it (8,000/2,000 here, or Keras's cache)."""
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     return load_dataset("mnist", offline=True)
 
 
 def dataset_slice(ds, n_train: int, n_test: int):
     """A smaller Dataset with the same classes, source marked as a slice."""
-    from core.datasets import Dataset
+    from core.data.datasets import Dataset
 
     return Dataset(ds.name, ds.class_names, ds.x_train[:n_train], ds.y_train[:n_train],
                    ds.x_test[:n_test], ds.y_test[:n_test], f"{ds.source} (test slice)", ds.augment)
@@ -87,7 +89,7 @@ def mnist_small(mnist):
 @pytest.fixture(scope="session")
 def trained(mnist_small, tmp_path_factory):
     """One finished 1-epoch dense run on real MNIST, shared read-only by every module: (run, store, dataset)."""
-    from core.training import MetricsStore, TrainConfig, train
+    from core.train.trainer import MetricsStore, TrainConfig, train
 
     runs_dir = tmp_path_factory.mktemp("shared_runs")
     store = MetricsStore()

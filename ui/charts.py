@@ -194,7 +194,7 @@ def enlarge(image: np.ndarray, size: int) -> np.ndarray:
 
 def why(model, x: np.ndarray, class_index: int, size: int) -> tuple[np.ndarray, str]:
     """The input with its saliency for `class_index` overlaid, enlarged, and the method's name."""
-    from core import explain
+    from core.analysis import explain
 
     heat = explain.saliency(model, x, class_index)
     return enlarge(explain.overlay(x, heat), size), explain.method(model)

@@ -6,9 +6,11 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
-from core import fixes, runs
-from core.models import ARCHITECTURES
-from core.training import TrainConfig
+from core.data import fixes
+
+from core.store import runs
+from core.model.architectures import ARCHITECTURES
+from core.train.trainer import TrainConfig
 from ui import training
 
 VERBS = {"relabel": "Relabelled", "exclude": "Excluded", "add": "Added"}
@@ -60,7 +62,7 @@ def add_controls(dataset: str, image: np.ndarray, names, top: int, view: str = "
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _run_labels(dataset: str, path: str | None, version: str, meta_fixes: dict, runs_dir: str):
-    from core.datasets import load_dataset
+    from core.data.datasets import load_dataset
 
     prep = fixes.for_run(load_dataset(dataset, path=path), {"data_version": {"fixes": meta_fixes}}, runs_dir)
     return np.asarray(prep.dataset.y_test), prep.test_keep

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import runs
-from core.datasets import load_dataset
+from core.store import runs
+from core.data.datasets import load_dataset
 from ui import state
 
 
@@ -24,7 +24,7 @@ def test_set() -> tuple[runs.Run, object, np.ndarray]:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _inspector(path: str, mtime: float):
-    from core.activations import inspector
+    from core.analysis.activations import inspector
 
     found = inspector(state._model(path, mtime))
     if found is not None and found.model is not None:  # trace the compiled call now, not on the first drawing
@@ -60,7 +60,7 @@ def _key(run: runs.Run, ds) -> tuple:
 
 @st.cache_data(max_entries=4, show_spinner="Computing the test set's embeddings…")
 def _embeddings(model_path: str, mtime: float, name: str, path: str | None, source: str):
-    from core.embedding import embeddings, load_test, reduce
+    from core.analysis.embedding import embeddings, load_test, reduce
 
     images = load_dataset(name, path=path).x_test
     # a run folder's own: training stored them (no pass over the test set, no TensorFlow import)
@@ -70,21 +70,21 @@ def _embeddings(model_path: str, mtime: float, name: str, path: str | None, sour
 
 @st.cache_data(max_entries=8, show_spinner="Projecting to 2-D…")
 def _projection(model_path: str, mtime: float, name: str, path: str | None, source: str, method: str):
-    from core.embedding import project
+    from core.analysis.embedding import project
 
     return project(_embeddings(model_path, mtime, name, path, source).x, method)
 
 
 @st.cache_data(max_entries=4, show_spinner="Finding near-duplicates and outliers…")
 def _neighbours(model_path: str, mtime: float, name: str, path: str | None, source: str) -> tuple[dict, dict]:
-    from core.embedding import near_duplicates, outliers
+    from core.analysis.embedding import near_duplicates, outliers
 
     emb = _embeddings(model_path, mtime, name, path, source).x
     return near_duplicates(emb), outliers(emb)
 
 
 def embeddings(run: runs.Run, ds):
-    """Test-set embeddings (core.embedding.Embedded), or None with a message on the page (no hidden layer)."""
+    """Test-set embeddings (core.analysis.embedding.Embedded), or None with a message on the page (no hidden layer)."""
     try:
         return _embeddings(*_key(run, ds))
     except ValueError as e:

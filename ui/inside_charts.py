@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.activations import mosaic
+from core.analysis.activations import mosaic
 from ui.charts import BLUE, CURVE_COLORS, GREY, RED
 
 PALETTE = (*CURVE_COLORS, "#bcbd22", "#7f7f7f")  # 10 distinct colours, one per class
@@ -59,7 +59,7 @@ def dense_units(name: str, values: np.ndarray) -> go.Figure:
 
 
 def activation_figures(probes, acts) -> list[go.Figure]:
-    """One figure per watched layer (core.activations.Probe), from that layer's activations."""
+    """One figure per watched layer (core.analysis.activations.Probe), from that layer's activations."""
     return [feature_maps(p.name, a) if p.kind == "conv" else dense_units(p.name, a) for p, a in zip(probes, acts)]
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import label_search, runs
-from core.models import ARCHITECTURES
-from core.training import TrainConfig
+from core.store import runs
+
+from core.train import label_search
+from core.model.architectures import ARCHITECTURES
+from core.train.trainer import TrainConfig
 from ui import charts, fixes, training
 
 SHOW = 30

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import exports, runs
+from core.export import formats
 
+
+from core.store import runs
 PENDING = "export_pending"  # session key: {(model path, format): time clicked} for builds not finished yet
 DONE = "export_done"  # session key: a plain dict the build threads mark (they have no Streamlit context)
 BUILT = "export_built"  # session key: {(model path, format, mtime)} whose zip sits in the cache
@@ -98,8 +100,8 @@ def _rows(run: runs.Run, polling: bool) -> None:
         pending.pop(key)
         if done.pop(key, None):
             built.add((*key, mtime))
-    checks = exports.stored_checks(run)
-    for name, fmt in exports.FORMATS.items():
+    checks = formats.stored_checks(run)
+    for name, fmt in formats.FORMATS.items():
         c1, c2 = st.columns([1, 3], vertical_alignment="center")
         failed = name in checks and not checks[name].get("ok")
         if (path, name, mtime) in built:
@@ -131,7 +133,7 @@ def export_section(run: runs.Run) -> None:
     with st.expander("Export to other runtimes", icon=":material/deployed_code:"):
         st.caption("Each zip holds the model, a model card (data, metrics, the exact input and preprocessing) and "
                    "a predict.py. Every export is loaded back with its own runtime and compared with the Keras model "
-                   f"on {exports.CHECK_IMAGES} test images.")
+                   f"on {formats.CHECK_IMAGES} test images.")
         path = str(run.model_path)
         polling = any(p == path for p, _ in st.session_state.get(PENDING, {}))
         (_live if polling else _still)(run)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import math
 
-from core.datasets import dataset_names
-from core.models import ARCHITECTURES
-from core.recipes import default_arch  # noqa: F401  (the Train page's starting architecture)
-from core.training import OPTIMIZERS, TrainConfig
+from core.data.datasets import dataset_names
+from core.model.architectures import ARCHITECTURES
+from core.model.recipes import default_arch  # noqa: F401  (the Train page's starting architecture)
+from core.train.trainer import OPTIMIZERS, TrainConfig
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512]
 # 1-(2)-3-5 steps a decade from 1e-5 up: the range test's suggestion snaps to one within a factor of ~1.3

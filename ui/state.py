@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import model_fit, runs
-from core.datasets import DatasetUnavailable, dataset_names, dataset_status, load_dataset, spec
+from core.model import compat
+
+from core.store import runs
+from core.data.datasets import DatasetUnavailable, dataset_names, dataset_status, load_dataset, spec
 
 DATASET_KEY, MODEL_KEY = "active_dataset", "active_model"
 
@@ -28,7 +30,7 @@ def warm_tensorflow() -> threading.Thread:
         time.sleep(WARM_DELAY_S)
         import keras  # noqa: F401  (imports tensorflow)
 
-        import core.layers  # noqa: F401
+        import core.model.layers  # noqa: F401
         # Streamlit runs gc.collect(2) after every script run, the Train page's redraw each second too:
         # over TensorFlow's ~400k objects that is ~0.1–0.2 s of CPU with the GIL held, which a training
         # on the same cores loses (issue #12). They live as long as the server: out of the collector's sight.
@@ -121,7 +123,7 @@ def _apply_pending() -> None:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading model…")
 def _model(path: str, mtime: float):
-    from core.inference import predict
+    from core.analysis.inference import predict
 
     model = runs.load_model(Path(path))
     try:  # trace the compiled one-image predict now, behind the spinner, not on the first drawing
@@ -147,7 +149,7 @@ def model(run: runs.Run):
 
 @st.cache_data(max_entries=8, show_spinner="Predicting the test set…")
 def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> np.ndarray:
-    from core.inference import predict
+    from core.analysis.inference import predict
 
     ds = load_dataset(name, path=path)
     stored = Path(model_path).with_name("test_probs.npy")
@@ -160,8 +162,8 @@ def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> n
         if probs is not None and probs.shape == (len(ds.y_test), ds.num_classes):
             return probs  # saved by training on exactly this test split
     model = _model(model_path, mtime)
-    shape, n_out = model_fit.model_io(model)
-    problem = model_fit.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
+    shape, n_out = compat.model_io(model)
+    problem = compat.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)
     if problem:  # e.g. a run folder whose model.keras was replaced: say so rather than crash in Keras
         raise runs.RunError(sentence(problem))
     return predict(model, ds.x_test)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import runs
-from core.engine import Engine, max_concurrent  # noqa: F401  (max_concurrent: for the pages' messages)
-from core.feed import FeedReader, stop_requested
-from core.training import TrainConfig
+from core.store import runs
+from core.engine.scheduler import Engine, max_concurrent  # noqa: F401  (max_concurrent: for the pages' messages)
+from core.engine.feed import FeedReader, stop_requested
+from core.train.trainer import TrainConfig
 
 RUN_KEY = "train_run"  # the run this session last started or opened on the Train page
 CURVES_EVERY = {1.0: "every second", 5.0: "every 5 s", 15.0: "every 15 s"}

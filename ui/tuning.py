@@ -5,8 +5,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core import lr_find, runs, sweeps
-from core.training import TrainConfig
+from core.store import runs
+
+from core.train import lr_find, sweeps
+from core.train.trainer import TrainConfig
 from ui import charts, settings, state, training
 
 LR_RUN_KEY, SWEEP_KEY = "lr_find_run", "sweep_id"

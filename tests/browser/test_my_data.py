@@ -55,7 +55,7 @@ def train_on_train_page(page, dataset_title: str, arch_title: str, epochs: int) 
 
 
 def test_make_train_predict_own_dataset(page, tmp_path, screenshot_dir):
-    from core import synthetic
+    from core.data import synthetic
 
     shapes = synthetic.make(tmp_path / "shapes", "shapes", classes=2, per_class=PER_CLASS, seed=3)
     folder = shapes / "circle"

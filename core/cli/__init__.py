@@ -1,0 +1,1 @@
+"""The command line (`python -m core`): the parser and its commands. Imports any layer of core below it."""

@@ -1,0 +1,1 @@
+"""The training engine: the scheduler (submit, attach, stop, list), worker processes, the Ray executor, the live feed. Imports core.train and below."""

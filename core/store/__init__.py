@@ -1,0 +1,1 @@
+"""Run folders on disk and atomic files. Imports nothing else of core."""
