@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from core.analysis import metrics
-from core.analysis.embedding import COLOR_BY, PROJECTIONS, color_groups, selected_indices
+from core.analysis.embedding import COLOR_BY, PROJECTIONS, color_groups
 from ui import charts, inside, inside_charts, map_hover
 from ui.gallery import Gallery
 
@@ -40,7 +40,7 @@ event = st.plotly_chart(inside_charts.embedding_map(xy, groups, hover, colors), 
 st.caption("Hover a point to see its image; drag a lasso or (from the toolbar) a box around points, or click one, "
            "to see those images below; double-click the map to clear.")
 
-picked = selected_indices(event.selection.points if event else [], groups)
+picked = inside_charts.selected_indices(event.selection.points if event else [], groups)
 st.subheader(f"Selected images ({len(picked):,})")
 if len(picked):
     Gallery(run, ds, probs, prefix="e", numbered=True, view="embedding map").show(picked, (view, tuple(picked[:50]), len(picked)))

@@ -2,6 +2,7 @@
 import numpy as np
 import streamlit as st
 
+from core import LabError
 from core.store import runs
 from ui import charts, fixes, state
 
@@ -25,7 +26,7 @@ st.caption(f"{len(active)} active, {len(undone)} undone · {overlay.path}")
 def undo(fix_id: str) -> None:
     try:
         overlay.undo(fix_id)
-    except (ValueError, runs.RunError) as e:
+    except LabError as e:
         st.error(f"Could not undo: {e}")
 
 

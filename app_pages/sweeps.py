@@ -1,7 +1,7 @@
 """Sweeps: launch a grid (or random) sweep on the training engine; its runs ranked, in parallel coordinates."""
 import streamlit as st
 
-from core.store import runs
+from core import LabError
 
 from core.train import sweeps
 from core.model.architectures import ARCHITECTURES
@@ -47,7 +47,7 @@ def new_sweep() -> None:
                        early_stopping_patience=int(patience) or None, data_path=state.folder_path(dataset), **fixed)
     try:
         tuning.launch(base, grid, int(n_random) or None)
-    except (ValueError, runs.RunError) as e:
+    except LabError as e:
         st.error(f"Cannot start this sweep: {e}")
         return
     st.rerun()

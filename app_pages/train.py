@@ -1,6 +1,7 @@
 """Train: a configuration form, live charts read from the run's feed, Stop, and the result."""
 import streamlit as st
 
+from core import LabError
 from core.store import runs
 from core.model.architectures import ARCHITECTURES
 from core.train.trainer import OPTIMIZERS, TrainConfig
@@ -171,7 +172,7 @@ else:
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=not available):
         try:
             st.query_params.from_dict({"run": training.submit(cfg)})
-        except (ValueError, runs.RunError) as e:
+        except LabError as e:
             st.error(f"Cannot start this training: {e}")
         else:
             st.rerun()

@@ -41,27 +41,27 @@ def _rows(model: str, name: str, results: list[dict]) -> list[dict]:
 
 
 def run(quick: bool) -> list[dict]:
-    from core.export import formats
+    from core.export import exporter, formats
 
-    from core.store import runs
+    from core.model import compat
     rounds, models = (1, ["mnist"]) if quick else (3, ["mnist", "fashion_mnist"])
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         runs_dir = Path(tmp) / "runs"
         for model_name in models:
             run_ = common.bundled_run(model_name)
-            model = runs.load_model(run_.model_path)
+            model = compat.load_model(run_.model_path)
             for name in formats.FORMATS:
                 results = []
                 for i in range(rounds):
-                    r = formats.export(run_, [name], Path(tmp) / f"{model_name}-{name}-{i}", runs_dir, model=model)[0]
+                    r = exporter.export(run_, [name], Path(tmp) / f"{model_name}-{name}-{i}", runs_dir, model=model)[0]
                     common.log(f"export {model_name} {name} round {i + 1}/{rounds}: "
                                + (f"{r['export_seconds']:.2f} s, {r['bytes'] / 1e6:.2f} MB, {r['latency_ms']:.2f} ms, "
                                   f"agreement {r['top1_agreement']:.2%}" if r["ok"] else r["error"]))
                     results.append(r)
                 rows += _rows(model_name, name, results)
             t0 = time.perf_counter()
-            everything = formats.export(run_, "all", Path(tmp) / f"{model_name}-all", runs_dir, model=model)
+            everything = exporter.export(run_, "all", Path(tmp) / f"{model_name}-all", runs_dir, model=model)
             took = time.perf_counter() - t0
             rows.append(common.row("export", f"{model_name}: all formats in one call", took, "s",
                                    notes=f"{sum(r['ok'] for r in everything)}/{len(everything)} ok, "

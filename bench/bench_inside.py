@@ -34,12 +34,12 @@ def _figures(inspector, x):
 
 
 def activations(quick: bool) -> list[dict]:
-    from core.store import runs
+    from core.model import compat
     from core.analysis.activations import inspector
     from core.analysis.inference import predict_image
 
     n = 100 if quick else 300
-    model = runs.load_model(common.bundled_run("mnist").model_path)
+    model = compat.load_model(common.bundled_run("mnist").model_path)
     ins = inspector(model)
     names = list("0123456789")
     images = [canvas_digit(i) for i in range(20)]
@@ -116,13 +116,13 @@ def _cpu_timed(fn, *args):
 def embedding_steps(quick: bool) -> list[dict]:
     import plotly.io as pio
 
-    from core.store import runs
+    from core.model import compat
     from core.data.datasets import load_dataset
     from core.analysis.embedding import color_groups, embeddings, load_test, near_duplicates, outliers, project, reduce
     from ui import inside_charts
 
     run_ = common.bundled_run("fashion_mnist")
-    model, ds = runs.load_model(run_.model_path), load_dataset("fashion_mnist", offline=True)
+    model, ds = compat.load_model(run_.model_path), load_dataset("fashion_mnist", offline=True)
     probs = np.load(run_.path / "test_probs.npy")
     y, pred, names = ds.y_test, probs.argmax(1), ds.class_names
     read_s, read_cpu, emb = _cpu_timed(load_test, run_.path, ds.x_test)

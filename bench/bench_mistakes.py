@@ -62,13 +62,13 @@ def _first_visit(run_path: Path):
 
 
 def run(quick: bool) -> list[dict]:
-    from core.store import runs
+    from core.model import compat
     from core.data.datasets import load_dataset
 
     repeats = 3 if quick else 5
     run_, note = common.bundled_run("fashion_mnist"), "bundled model"
     ds = load_dataset("fashion_mnist", offline=True)
-    load_s, model = common.timed(runs.load_model, run_.model_path)
+    load_s, model = common.timed(compat.load_model, run_.model_path)
     times = [common.timed(compute, model, ds)[0] for _ in range(repeats)]
     common.log(f"mistakes: predictions + analysis of {len(ds.y_test):,} images: " +
                ", ".join(f"{t:.2f}" for t in times) + f" s ({note})")

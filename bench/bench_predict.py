@@ -29,12 +29,12 @@ def canvas_digit(seed: int = 0) -> np.ndarray:
 
 
 def run(quick: bool) -> list[dict]:
-    from core.store import runs
+    from core.model import compat
     from core.analysis.inference import predict, predict_image, preprocess
 
     n = 200 if quick else 500
     run_, note = common.bundled_run("mnist"), "bundled model"
-    model = runs.load_model(run_.model_path)
+    model = compat.load_model(run_.model_path)
     names = list("0123456789")
     images = [canvas_digit(i) for i in range(20)]
     first, out = common.timed(predict_image, model, images[0], names, box=20)

@@ -102,8 +102,9 @@ def _train(name: str, runs_dir: Path, ds=None, **overrides):
 
 def _export(run, name: str, extra: dict) -> Path:
     """Copy a finished run folder to assets/models/<name>/ in the bundled form."""
-    from core.store import runs
     from core.analysis.embedding import STORED
+    from core.model import compat
+    from core.store import runs
 
     dest = BUNDLED / name
     tmp = BUNDLED / f".{name}.tmp"
@@ -111,7 +112,7 @@ def _export(run, name: str, extra: dict) -> Path:
     tmp.mkdir(parents=True)
     for file in ("history.json", "test_probs.npy", STORED):
         shutil.copy2(run.path / file, tmp / file)
-    runs.load_model(run.model_path).save(tmp / "model.keras")  # uncompiled: no optimizer state
+    compat.load_model(run.model_path).save(tmp / "model.keras")  # uncompiled: no optimizer state
     meta = dict(run.meta)
     for key in ("pid", "host"):
         meta.pop(key, None)
@@ -136,12 +137,13 @@ def write_probs(name: str) -> None:
     from core.data.datasets import load_dataset
     from core.analysis.embedding import save_test
     from core.analysis.inference import predict
+    from core.model import compat
 
     run = runs.resolve(name)
     ds = load_dataset(name)
     if ds.source != run.meta["data"]["source"]:
         raise SystemExit(f"{name}: data source {ds.source!r} is not the model's {run.meta['data']['source']!r}")
-    model = runs.load_model(run.model_path)
+    model = compat.load_model(run.model_path)
     probs = predict(model, ds.x_test).astype(np.float32)
     acc = summary(probs, ds.y_test, ds.class_names)["accuracy"]
     if abs(acc - run.meta["test_accuracy"]) > 1e-3:
@@ -154,14 +156,14 @@ def write_probs(name: str) -> None:
 
 def train_mnist(seeds=MNIST_SEEDS) -> None:
     import make_drawn_digits as drawn
-    from core.store import runs
+    from core.model import compat
 
     ds = _with_extra(_load("mnist"), **MNIST_EXTRA)
     with tempfile.TemporaryDirectory(prefix="defaults-mnist-") as tmp:
         results = []
         for seed in seeds:
             run = _train("mnist", Path(tmp), ds, seed=seed)
-            model = runs.load_model(run.model_path)
+            model = compat.load_model(run.model_path)
             val = drawn.evaluate(model, "val")
             print(f"  drawn-digit validation accuracy {val['accuracy']:.4f}", flush=True)
             results.append((val["accuracy"], run.meta["test_accuracy"], -seed, run))
@@ -171,10 +173,10 @@ def train_mnist(seeds=MNIST_SEEDS) -> None:
 def export_best_mnist(results: list[tuple]) -> None:
     """Export the run with the best drawn-digit validation accuracy, (val, test, -seed, run) per seed."""
     import make_drawn_digits as drawn
-    from core.store import runs
+    from core.model import compat
 
     best = max(results, key=lambda r: r[:3])[3]
-    test = drawn.evaluate(runs.load_model(best.model_path), "test")
+    test = drawn.evaluate(compat.load_model(best.model_path), "test")
     print(f"chose seed {best.config['seed']}: drawn-digit test accuracy {test['accuracy']:.4f}", flush=True)
     for name, acc in test["groups"].items():
         print(f"  {name:14s} {acc['accuracy']:.4f} ({acc['n']})")

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import streamlit as st
 
+from core import LabError
 from core.data import fixes
 
 from core.store import runs
@@ -29,7 +30,7 @@ def _done(fix: fixes.Fix) -> None:
 def _record(dataset: str, *args, **kw) -> None:
     try:
         _done(overlay(dataset).record(*args, **kw))
-    except (ValueError, runs.RunError) as e:
+    except LabError as e:
         st.error(f"Could not save the fix: {e}")
 
 
@@ -51,7 +52,7 @@ def add_controls(dataset: str, image: np.ndarray, names, top: int, view: str = "
     def add(label: int) -> None:
         try:
             _done(overlay(dataset).add_image(image, label, names[label], view=view))
-        except (ValueError, runs.RunError) as e:
+        except LabError as e:
             st.error(f"Could not add the image: {e}")
 
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")

@@ -81,6 +81,15 @@ def embedding_map(xy: np.ndarray, groups: list[tuple[str, np.ndarray]], hover: l
 GROUP_COLORS = {"right": BLUE, "wrong": RED, "label looks right": GREY, "suspected label error": RED}
 
 
+def selected_indices(points: list[dict], groups: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Test indices of the points a plotly selection names (curve number = group, point index within it),
+    sorted and unique; points of other traces (e.g. a highlight) are ignored."""
+    out = [int(groups[p["curve_number"]][1][p["point_index"]]) for p in points
+           if p.get("curve_number", -1) in range(len(groups)) and
+           p.get("point_index", -1) in range(len(groups[p["curve_number"]][1]))]
+    return np.unique(np.asarray(out, int))
+
+
 def reliability(cal: dict) -> go.Figure:
     """Accuracy against confidence per bin (bars), the diagonal of perfect calibration, and the gaps."""
     edges = cal["edges"]

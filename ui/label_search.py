@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import LabError
 from core.store import runs
 
 from core.train import label_search
@@ -31,7 +32,7 @@ def _form(ds, data_path: str | None) -> None:
                                data_path=data_path)
             try:
                 label_search.start(training.engine(), base)
-            except (ValueError, runs.RunError, OSError) as e:
+            except (LabError, OSError) as e:
                 st.error(f"Cannot start the search: {e}")
             else:
                 st.session_state.pop("ls_new", None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.export import formats
+from core.export import exporter, formats
 
 
 from core.store import runs
@@ -100,7 +100,7 @@ def _rows(run: runs.Run, polling: bool) -> None:
         pending.pop(key)
         if done.pop(key, None):
             built.add((*key, mtime))
-    checks = formats.stored_checks(run)
+    checks = exporter.stored_checks(run)
     for name, fmt in formats.FORMATS.items():
         c1, c2 = st.columns([1, 3], vertical_alignment="center")
         failed = name in checks and not checks[name].get("ok")
@@ -133,7 +133,7 @@ def export_section(run: runs.Run) -> None:
     with st.expander("Export to other runtimes", icon=":material/deployed_code:"):
         st.caption("Each zip holds the model, a model card (data, metrics, the exact input and preprocessing) and "
                    "a predict.py. Every export is loaded back with its own runtime and compared with the Keras model "
-                   f"on {formats.CHECK_IMAGES} test images.")
+                   f"on {exporter.CHECK_IMAGES} test images.")
         path = str(run.model_path)
         polling = any(p == path for p, _ in st.session_state.get(PENDING, {}))
         (_live if polling else _still)(run)

@@ -125,7 +125,7 @@ def _apply_pending() -> None:
 def _model(path: str, mtime: float):
     from core.analysis.inference import predict
 
-    model = runs.load_model(Path(path))
+    model = compat.load_model(Path(path))
     try:  # trace the compiled one-image predict now, behind the spinner, not on the first drawing
         predict(model, np.zeros((1, *model.input_shape[1:]), np.uint8))  # (0.5–1.3 s, bench_predict.py)
     except Exception:  # noqa: BLE001  a model that can't predict says so where it is used
@@ -149,18 +149,12 @@ def model(run: runs.Run):
 
 @st.cache_data(max_entries=8, show_spinner="Predicting the test set…")
 def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> np.ndarray:
-    from core.analysis.inference import predict
+    from core.analysis.inference import predict, stored_test_probs
 
     ds = load_dataset(name, path=path)
-    stored = Path(model_path).with_name("test_probs.npy")
-    meta = runs.read_json(stored.with_name("run.json"), {}) or {}
-    if stored.exists() and meta.get("data", {}).get("source") == ds.source:
-        try:
-            probs = np.load(stored)
-        except (OSError, ValueError):  # a damaged file: predict again below
-            probs = None
-        if probs is not None and probs.shape == (len(ds.y_test), ds.num_classes):
-            return probs  # saved by training on exactly this test split
+    probs = stored_test_probs(Path(model_path), ds)
+    if probs is not None:
+        return probs  # saved by training on exactly this test split
     model = _model(model_path, mtime)
     shape, n_out = compat.model_io(model)
     problem = compat.fit_problem(shape, n_out, ds.input_shape, ds.num_classes, name)

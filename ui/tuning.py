@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from core import LabError
 from core.store import runs
 
 from core.train import lr_find, sweeps
@@ -20,7 +21,7 @@ def _start_lr_find(cfg: TrainConfig) -> None:
     try:
         cfg = replace(cfg, mode="lr_find", epochs=1, early_stopping_patience=None)
         st.session_state[LR_RUN_KEY] = training.engine().submit(cfg)
-    except (ValueError, runs.RunError) as e:
+    except LabError as e:
         st.session_state[LR_RUN_KEY + "_error"] = str(e)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import InvalidValue
 from core.data import fixes
 from core.analysis.metrics import confusion_matrix, per_class
 
@@ -18,7 +19,7 @@ def compare(ds, meta_a: dict, probs_a: np.ndarray, meta_b: dict, probs_b: np.nda
     in either version are left out of both.
     """
     if probs_a.shape != probs_b.shape or len(probs_a) != len(ds.y_test):
-        raise ValueError(f"the runs' test predictions differ in shape ({probs_a.shape} vs {probs_b.shape}): "
+        raise InvalidValue(f"the runs' test predictions differ in shape ({probs_a.shape} vs {probs_b.shape}): "
                          "they were not made on the same test split")
     prep_a, prep_b = fixes.for_run(ds, meta_a, runs_dir), fixes.for_run(ds, meta_b, runs_dir)
     y_a, y_b = np.asarray(prep_a.dataset.y_test), np.asarray(prep_b.dataset.y_test)

@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from core import InvalidValue
 from core.analysis.activations import penultimate
 
 # t-SNE, UMAP and the neighbour searches start from a PCA to 50 dimensions: the usual advice for t-SNE and
@@ -42,7 +43,7 @@ def embeddings(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Last-hidden-layer activations (N, D) float32 for a uint8 batch; ValueError without a hidden layer."""
     sub = embedding_model(model)
     if sub is None:
-        raise ValueError("this model has no hidden layer before its output, so there is no embedding to map")
+        raise InvalidValue("this model has no hidden layer before its output, so there is no embedding to map")
     from core.data.streaming import chunked
     streamed = chunked(embeddings, model, images, batch_size)  # a big folder: a chunk in memory at a time
     if streamed is not None:
@@ -154,10 +155,10 @@ PROJECTIONS: dict[str, Projection] = {p.name: p for p in [
 def project(x: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """(N, 2) float32 coordinates of the embeddings by a registered method."""
     if method not in PROJECTIONS:
-        raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
+        raise InvalidValue(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
     p = PROJECTIONS[method]
     if not p.available():
-        raise ValueError(f"{p.title} needs the {p.module} package, which is not installed")
+        raise InvalidValue(f"{p.title} needs the {p.module} package, which is not installed")
     x = np.asarray(x, np.float32)
     if len(x) < 3:
         return np.zeros((len(x), 2), np.float32)
@@ -225,14 +226,6 @@ def color_groups(by: str, y: np.ndarray, pred: np.ndarray, names, suspects=()) -
         flag[np.asarray(suspects, int)] = True
         groups = [("label looks right", np.flatnonzero(~flag)), ("suspected label error", np.flatnonzero(flag))]
     else:
-        raise ValueError(f"colour by one of {', '.join(COLOR_BY)}, not {by!r}")
+        raise InvalidValue(f"colour by one of {', '.join(COLOR_BY)}, not {by!r}")
     return [(name, idx) for name, idx in groups if len(idx)]
 
-
-def selected_indices(points: list[dict], groups: list[tuple[str, np.ndarray]]) -> np.ndarray:
-    """Test indices of the points a plotly selection names (curve number = group, point index within it),
-    sorted and unique; points of other traces (e.g. a highlight) are ignored."""
-    out = [int(groups[p["curve_number"]][1][p["point_index"]]) for p in points
-           if p.get("curve_number", -1) in range(len(groups)) and
-           p.get("point_index", -1) in range(len(groups[p["curve_number"]][1]))]
-    return np.unique(np.asarray(out, int))

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core import LabError, InvalidValue
 from core.data.images import ImageError, array_to_image, fit_rgb, flatten_alpha, open_image, standard_mode
+from core.store import runs
 
 __all__ = ["ImageError", "BlankImage", "preprocess", "mnist_style", "to_gray_ink", "softmax",
            "predict", "top_k", "predict_image"]
@@ -24,7 +26,7 @@ DRAW_HINT = "Nothing drawn yet — draw a digit large, in one colour, on a plain
 PHOTO_HINT = "The image is a single flat colour — upload a photo that shows the object."
 
 
-class BlankImage(ValueError):
+class BlankImage(LabError, ValueError):
     """Nothing drawn (or a featureless photo); str() is a short hint for the user."""
 
 
@@ -168,7 +170,7 @@ def mnist_style(gray: np.ndarray, size: int = 28, box: int = 20) -> np.ndarray:
     if g.ndim == 3 and g.shape[2] == 1:
         g = g[..., 0]
     if g.ndim != 2:
-        raise ValueError(f"mnist_style wants a 2-D image, got shape {g.shape}")
+        raise InvalidValue(f"mnist_style wants a 2-D image, got shape {g.shape}")
     g = np.nan_to_num(g.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if np.issubdtype(np.asarray(gray).dtype, np.floating) and 0 < g.max() <= 1.0:
         g = g * 255.0  # 0..1 float images
@@ -214,9 +216,9 @@ def _shape(input_shape) -> tuple[int, ...]:
     if len(shape) in (3, 4) and shape[0] is None:  # tolerate model.input_shape with its batch axis
         shape = shape[1:]
     if len(shape) not in (2, 3) or any(not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
-        raise ValueError(f"unsupported model input shape {input_shape!r}")
+        raise InvalidValue(f"unsupported model input shape {input_shape!r}")
     if len(shape) == 3 and shape[2] not in (1, 3):
-        raise ValueError(f"unsupported channel count {shape[2]} in input shape {input_shape!r}")
+        raise InvalidValue(f"unsupported channel count {shape[2]} in input shape {input_shape!r}")
     return tuple(int(d) for d in shape)
 
 
@@ -287,3 +289,17 @@ def predict_image(model, image, class_names, *, k: int = 3, box: int | None = No
     x = preprocess(image, tuple(model.input_shape[1:]), box=box)
     probs = predict(model, x[None])[0]
     return {"input": x, "probs": probs, "top": top_k(probs, class_names, k)}
+
+
+def stored_test_probs(model_path: Path, ds) -> np.ndarray | None:
+    """The test-set probabilities training saved beside `model_path` (test_probs.npy), when they are for exactly
+    `ds`'s test split (run.json names the same data source, the shape matches); None otherwise, or if damaged."""
+    stored = Path(model_path).with_name("test_probs.npy")
+    meta = runs.read_json(stored.with_name("run.json"), {}) or {}
+    if not stored.is_file() or (meta.get("data") or {}).get("source") != ds.source:
+        return None
+    try:
+        probs = np.load(stored)
+    except (OSError, ValueError):  # a damaged file: the caller predicts instead
+        return None
+    return probs if probs.shape == (len(ds.y_test), ds.num_classes) else None

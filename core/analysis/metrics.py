@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core import InvalidValue
+
 SORTS = ("most confident", "least confident", "random")
 
 
@@ -26,7 +28,7 @@ def mistakes(probs: np.ndarray, y_true: np.ndarray, *, true_class: int | None = 
              pred_class: int | None = None, sort: str = "most confident", seed: int = 0) -> np.ndarray:
     """Indices of misclassified samples, filtered by (true, predicted) cell and ordered by `sort`."""
     if sort not in SORTS:
-        raise ValueError(f"sort must be one of {SORTS}")
+        raise InvalidValue(f"sort must be one of {SORTS}")
     y_true = np.asarray(y_true)
     pred = probs.argmax(1)
     keep = pred != y_true

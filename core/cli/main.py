@@ -6,9 +6,10 @@ import json
 import sys
 import time
 
+from core import LabError
 from core.store import runs
 from core.data import owndata
-from core.data.datasets import DatasetUnavailable, dataset_names, dataset_status
+from core.data.datasets import dataset_names, dataset_status
 from core.engine.scheduler import ENGINES
 from core.model.architectures import ARCHITECTURES
 from core.model.recipes import default_arch
@@ -319,7 +320,7 @@ def main(argv=None) -> int:
                 "export": cmd_export}
     try:
         return commands[args.command](args)
-    except (runs.RunError, DatasetUnavailable, owndata.OwnDataError) as e:
+    except LabError as e:  # meant for the person: one line; anything else is a bug and keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ def _load(spec: str, runs_dir):
     if not run.usable:
         what = "a learning-rate range test" if run.kind != "train" else run.status
         raise runs.RunError(f"run {run.id} is {what}: it has no usable model")
-    model = runs.load_model(run.model_path)
+    model = compat.load_model(run.model_path)
     problem = compat.run_problem(run, model)
     if problem:
         raise runs.RunError(f"model {run.id} cannot be used: {problem}")
@@ -84,11 +84,11 @@ def cmd_predict(args) -> int:
 
 def cmd_export(args) -> int:
     """Export a model to each format (one zip each), check each export, print the checks; non-zero if any failed."""
-    from core.export import formats
+    from core.export import exporter
 
-    names = formats.parse_formats(args.format)
+    names = exporter.parse_formats(args.format)
     run = runs.resolve(args.model, args.runs_dir)
-    results = formats.export(run, names, Path(args.out), args.runs_dir)
+    results = exporter.export(run, names, Path(args.out), args.runs_dir)
     for r in results:
         if args.json:
             print(json.dumps(r))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import LabError, config
 from core.data import streaming
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,12 +24,11 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
 PROBE_HOST = ("storage.googleapis.com", 443)  # where Keras downloads every dataset here from
-OFFLINE_ENV = "CLASSIFIER_LAB_OFFLINE"
 SEED = 0
 TEST_FRACTION = 0.2
 
 
-class DatasetUnavailable(RuntimeError):
+class DatasetUnavailable(LabError, RuntimeError):
     """A dataset that cannot be loaded here; the message says why and what to do."""
 
 
@@ -103,7 +103,7 @@ def dataset_names(include_folder: bool = False) -> list[str]:
 
 def is_online(timeout: float = 2.0) -> bool:
     """Whether Keras can download (one probe per process); CLASSIFIER_LAB_OFFLINE=1 forces False."""
-    if os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no"):
+    if config.OFFLINE.get():
         return False
     return _probe(timeout)
 

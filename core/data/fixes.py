@@ -6,25 +6,23 @@ import fcntl
 import hashlib
 import json
 import os
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core import InvalidValue, config
 from core.store import runs
 from core.data.streaming import is_lazy, take
 
-FIXES_ENV = "CLASSIFIER_LAB_FIXES"  # where overlays live; default <runs folder>/.fixes
 OPS = ("relabel", "exclude", "add")
 SPLITS = ("train", "test")
 
 
 def fixes_dir(runs_dir: Path | str | None = None) -> Path:
     """The overlays' folder: $CLASSIFIER_LAB_FIXES, else `.fixes` in the runs folder (hidden from the run list)."""
-    env = os.environ.get(FIXES_ENV, "").strip()
-    return Path(env) if env else Path(runs_dir or runs.default_runs_dir()) / ".fixes"
+    return config.FIXES.get() or Path(runs_dir or runs.default_runs_dir()) / ".fixes"
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ class Overlay:
 
     def __init__(self, dataset: str, runs_dir: Path | str | None = None):
         if not dataset or Path(dataset).name != dataset or dataset.startswith("."):
-            raise ValueError(f"not a dataset name: {dataset!r}")
+            raise InvalidValue(f"not a dataset name: {dataset!r}")
         self.dataset = dataset
         self.dir = fixes_dir(runs_dir)
         self.path = self.dir / f"{dataset}.jsonl"
@@ -76,12 +74,12 @@ class Overlay:
                view: str = "", file: str | None = None) -> Fix:
         """Append one fix and return it (ValueError for a fix that makes no sense)."""
         if op not in OPS or split not in SPLITS or (op == "add") != (split == "train" and file is not None):
-            raise ValueError(f"not a fix: {op} on {split} (added images go to the training split)")
+            raise InvalidValue(f"not a fix: {op} on {split} (added images go to the training split)")
         if op in ("relabel", "add") and (label is None or int(label) < 0):
-            raise ValueError(f"{op} needs a class")
+            raise InvalidValue(f"{op} needs a class")
         key = int(key) if isinstance(key, (int, np.integer)) else key
         fix = Fix(uuid.uuid4().hex[:12], op, split, key, None if label is None else int(label), label_name,
-                  view, time.strftime("%Y-%m-%d %H:%M:%S"), file)
+                  view, runs.now(), file)
         self._append({"fix": dataclasses.asdict(fix)})
         return fix
 
@@ -104,8 +102,8 @@ class Overlay:
     def undo(self, fix_id: str) -> None:
         """Take one fix back (recorded as a line too, so the log stays a full history)."""
         if fix_id not in {f.id for f in self.state()[0]}:
-            raise ValueError(f"no active fix {fix_id!r} for {self.dataset}")
-        self._append({"undo": fix_id, "when": time.strftime("%Y-%m-%d %H:%M:%S")})
+            raise InvalidValue(f"no active fix {fix_id!r} for {self.dataset}")
+        self._append({"undo": fix_id, "when": runs.now()})
 
     # --- reading ------------------------------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core import LabError
+
 # Our own bomb limit, checked on the header before decoding (Pillow only warns between 1x and 2x
 # its limit, and raises above 2x); 64 Mpx covers real photos.
 MAX_PIXELS = 64_000_000
@@ -19,7 +21,7 @@ DRAFT_SIDE = 512
 _STANDARD_MODES = ("L", "LA", "RGB", "RGBA")
 
 
-class ImageError(ValueError):
+class ImageError(LabError, ValueError):
     """An input that cannot be used as an image; the message is one line for the user."""
 
 

@@ -13,9 +13,9 @@ from typing import BinaryIO, Iterable
 
 import numpy as np
 
+from core import LabError, config
 from core.data.images import ImageError, array_to_image, flatten_alpha, open_image, standard_mode
 
-DATA_ENV = "CLASSIFIER_LAB_DATA"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 MAX_FILE_BYTES = 25_000_000      # one uploaded image (a big phone photo is ~10 MB)
 MAX_ZIP_FILES = 5_000            # entries read from one archive
@@ -27,7 +27,7 @@ NAME_LEN = 40
 JUNK = ("__MACOSX", "Thumbs.db", "desktop.ini")
 
 
-class OwnDataError(ValueError):
+class OwnDataError(LabError, ValueError):
     """A refused name or operation; the message is one line for the user."""
 
 
@@ -56,8 +56,7 @@ class Report:
 def data_root() -> Path:
     """$CLASSIFIER_LAB_DATA, else data/ next to the runs folder."""
     from core.store.runs import default_runs_dir
-    env = os.environ.get(DATA_ENV, "").strip()
-    return Path(env).expanduser() if env else default_runs_dir().parent / "data"
+    return config.DATA.get() or default_runs_dir().parent / "data"
 
 
 def _clean(text: str, allowed: str, what: str, length: int) -> str:

@@ -20,9 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-STREAM_ENV = "CLASSIFIER_LAB_STREAM_MB"  # decoded size above which a folder dataset streams from disk
-CACHE_ENV = "CLASSIFIER_LAB_CACHE"       # where decoded caches live (see cache_dir)
-DEFAULT_MB = 1024
+from core import config
+
 CHUNK = 256         # images decoded per write while building: bounds the build's memory (25 MB at 180×180)
 PREDICT_ROWS = 512  # images read per predict() chunk (50 MB at 180×180)
 PREDICT_BATCH = 32  # and predicted per batch: a conv net's activations on 256 photos take ~800 MB more
@@ -32,11 +31,7 @@ PREFETCH = 4        # batches read ahead: a fixed few, so memory doesn't grow wi
 
 def threshold_bytes() -> float:
     """The decoded size (bytes) above which a folder dataset streams; CLASSIFIER_LAB_STREAM_MB=0 forces it."""
-    raw = os.environ.get(STREAM_ENV, "").strip()
-    try:
-        return float(raw or DEFAULT_MB) * 2**20
-    except ValueError:
-        return DEFAULT_MB * 2**20
+    return config.STREAM_MB.get() * 2**20
 
 
 def should_stream(n_images: int, size: tuple[int, int]) -> bool:
@@ -45,9 +40,8 @@ def should_stream(n_images: int, size: tuple[int, int]) -> bool:
 
 def cache_dir() -> Path:
     """$CLASSIFIER_LAB_CACHE; else the data root's .cache; else, for a data root we cannot write, the user's."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
+    if config.CACHE.is_set():
+        return config.CACHE.get()
     from core.data.owndata import data_root  # ".cache" is no valid dataset name, so it is never listed as one
 
     here = data_root() / ".cache" / "decoded"

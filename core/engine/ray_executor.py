@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
+from core import config
 from core.store import runs
+from core.engine.executors import Executor
 from core.engine.feed import FEED_FILE, append_lines
 from core.engine.worker import run_remote
 
-CPUS_ENV, GPUS_ENV = "CLASSIFIER_LAB_RAY_CPUS", "CLASSIFIER_LAB_RAY_GPUS"
 # what the workers need of the repository is core/ and assets/data/; the rest stays on the server
 EXCLUDES = ["/.git/", "/.venv/", "/runs/", "/data/", "/docs/", "/tests/", "/bench/", "/assets/models/",
             "__pycache__/", "*.pyc"]
@@ -52,7 +52,7 @@ def connect() -> None:
              runtime_env={"working_dir": str(runs.ROOT), "excludes": EXCLUDES, "env_vars": env}, **kwargs)
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Runs engine jobs as Ray tasks: num_cpus/num_gpus per run from the environment."""
     name = "ray"
 
@@ -61,8 +61,8 @@ class RayExecutor:
 
         connect()
         total = ray.cluster_resources().get("CPU", 1)
-        self.cpus = float(os.environ.get(CPUS_ENV) or min(2.0, total))
-        self.gpus = float(os.environ.get(GPUS_ENV) or 0)
+        self.cpus = config.RAY_CPUS.get() or min(2.0, total)
+        self.gpus = config.RAY_GPUS.get()
         self.hub = ray.remote(num_cpus=0)(FeedHub).remote()
         # max_calls=1: a fresh worker process per run (Keras names and seeds are per process)
         self.task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0, max_calls=1)(run_remote)
@@ -73,9 +73,7 @@ class RayExecutor:
         return max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus))
 
     def start(self, job) -> None:
-        meta = runs.read_json(job.run_dir / "run.json", {}) or {}
-        meta.update(status="running", started=time.strftime("%Y-%m-%d %H:%M:%S"))
-        runs.write_json_atomic(job.run_dir / "run.json", meta)
+        runs.write_status(job.run_dir, runs.RunStatus.RUNNING)
         job.handle = self.task.remote(job.config.to_dict(), job.run_id, self.hub, max(1, int(self.cpus)))
 
     def _pump(self, job) -> None:

@@ -1,108 +1,36 @@
 """The training engine: submit a config → run id; attach by run id → live feed; stop; list. One worker per run."""
 from __future__ import annotations
 
+import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+from core import InvalidValue, config
 from core.store import runs
 from core.engine.feed import FeedReader, request_stop
 from core.train.trainer import TrainConfig
-from core.engine.worker import LOG_FILE
+from core.engine.executors import Executor, Job, LocalExecutor, Orphan
 
-ENGINE_ENV, SLOTS_ENV = "CLASSIFIER_LAB_ENGINE", "CLASSIFIER_LAB_MAX_TRAININGS"
 ENGINES = ("local", "ray")
 STOP_GRACE_S = 30.0  # after Stop, a worker still busy this long (stuck in a save, a huge batch) is ended
 POLL_S = 0.2
+log = logging.getLogger(__name__)
 
 
 def max_concurrent() -> int:
     """How many trainings may run at once: $CLASSIFIER_LAB_MAX_TRAININGS or one per two cores."""
-    try:
-        return max(1, int(os.environ.get(SLOTS_ENV, "")))
-    except ValueError:
-        return max(1, (os.cpu_count() or 2) // 2)
+    return config.MAX_TRAININGS.get() or max(1, (os.cpu_count() or 2) // 2)
 
 
 def engine_kind(kind: str | None = None) -> str:
     """The executor to use: `kind`, else $CLASSIFIER_LAB_ENGINE, else local."""
-    kind = (kind or os.environ.get(ENGINE_ENV) or "local").strip().lower()
+    kind = (kind or config.ENGINE.get()).strip().lower()
     if kind not in ENGINES:
-        raise ValueError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
+        raise InvalidValue(f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
     return kind
-
-
-@dataclass
-class Job:
-    """The engine's side of one run: where it lives, how to reach its worker, whether Stop was asked."""
-    run_id: str
-    run_dir: Path
-    config: TrainConfig
-    handle: object = None
-    stop_at: float | None = None
-    killed: bool = False
-
-
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            name = f", {signal.Signals(-code).name}"
-        except ValueError:
-            name = ""
-        return f"worker exited (signal {-code}{name})"
-    return f"worker exited with code {code}"
-
-
-class Orphan:
-    """A local worker started by an earlier server that still trains: watched by its pid (no longer our child)."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-
-    def poll(self) -> int | None:
-        return None if runs.pid_alive(self.pid) else 0  # its exit code went to init; run.json tells the rest
-
-    def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except OSError:
-            pass  # it ended meanwhile
-
-
-class LocalExecutor:
-    """Each run in a fresh interpreter (`python -m core.engine.worker`, never a fork: TensorFlow is not fork-safe)."""
-    name = "local"
-
-    def __init__(self, slots: int):
-        self.threads = max(1, (os.cpu_count() or 2) // slots)
-
-    def start(self, job: Job) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(runs.ROOT), os.environ.get("PYTHONPATH"))))}
-        with open(job.run_dir / LOG_FILE, "ab") as log:
-            job.handle = subprocess.Popen(
-                [sys.executable, "-m", "core.engine.worker", str(job.run_dir.resolve()), str(self.threads)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=runs.ROOT)
-
-    def poll(self, job: Job) -> str | None:
-        """None while the worker runs; then '' for a clean exit or what ended it."""
-        code = job.handle.poll()
-        if code is None:
-            return None
-        return "" if code == 0 else _exit_text(code)
-
-    def stop(self, job: Job) -> None:
-        pass  # the stop file in the run folder, which the engine writes, is all a local worker needs
-
-    def kill(self, job: Job) -> None:
-        job.handle.kill()
-
-    def close(self) -> None:
-        pass
 
 
 class Engine:
@@ -116,7 +44,7 @@ class Engine:
         if self.kind == "ray":
             from core.engine.ray_executor import RayExecutor
 
-            self.executor = RayExecutor()
+            self.executor: Executor = RayExecutor()
             self.slots = slots or self.executor.slots()
         else:
             self.slots = slots or max_concurrent()
@@ -139,10 +67,8 @@ class Engine:
         """Queue a training; returns its run id at once (ValueError for settings that can't work)."""
         cfg = replace(config.resolved(), runs_dir=str(self.runs_dir))
         path = runs.new_run_dir(self.runs_dir, cfg.dataset, cfg.arch)
-        meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "config": cfg.to_dict(),
-                **cfg.labels(), "status": "queued", "engine": self.kind, "server_pid": os.getpid(),
-                "server_host": os.uname().nodename, "epochs_done": 0}
-        runs.write_json_atomic(path / "run.json", meta)
+        runs.write_status(path, runs.RunStatus.QUEUED, {"id": path.name, "config": cfg.to_dict()}, **cfg.labels(),
+                          engine=self.kind, server_pid=os.getpid(), server_host=os.uname().nodename, epochs_done=0)
         with self._lock:
             self._queue.append(Job(path.name, path, cfg))
         self._wake.set()
@@ -160,7 +86,7 @@ class Engine:
                 self._queue.remove(queued)
             job = self._running.get(run_id)
         if queued:
-            _set_status(queued.run_dir, "cancelled", error="cancelled while queued: it never started")
+            runs.write_status(queued.run_dir, runs.RunStatus.CANCELLED, error="cancelled while queued: it never started")
             return "cancelled"
         path = runs.run_path(run_id, self.runs_dir)
         request_stop(path)  # also reaches a worker that an earlier server started
@@ -207,7 +133,7 @@ class Engine:
             try:
                 self._tick()
             except Exception as e:  # noqa: BLE001  the scheduler must outlive any one run's trouble
-                print(f"training engine: {e.__class__.__name__}: {e}", flush=True)
+                log.exception("training engine: %s: %s", e.__class__.__name__, e)
             self._wake.wait(POLL_S)
             self._wake.clear()
 
@@ -233,7 +159,7 @@ class Engine:
             except Exception as e:  # noqa: BLE001  e.g. no process could be started: the run says why
                 with self._lock:
                     del self._running[job.run_id]
-                _set_status(job.run_dir, "failed", error=f"the worker could not start: {e}")
+                runs.write_status(job.run_dir, runs.RunStatus.FAILED, error=f"the worker could not start: {e}")
 
     def _settle(self, job: Job, ended: str) -> None:
         """A worker has gone: a run it did not finish reads failed, never running."""
@@ -241,14 +167,7 @@ class Engine:
         if meta.get("status") in runs.ACTIVE:
             why = (f"stopped: the worker did not end within {self.stop_grace_s:g} s of Stop and was terminated"
                    if job.killed else ended or "worker exited without saving its result")
-            _set_status(job.run_dir, "failed", error=why)
-
-
-def _set_status(run_dir: Path, status: str, **extra) -> None:
-    meta = runs.read_json(run_dir / "run.json", {}) or {}
-    meta.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"), **extra)
-    meta.pop("pid", None)
-    runs.write_json_atomic(run_dir / "run.json", meta)
+            runs.write_status(job.run_dir, runs.RunStatus.FAILED, error=why)
 
 
 def adopt(left: list[runs.Run]) -> list[Job]:
@@ -270,7 +189,7 @@ def recover(left: list[runs.Run]) -> list[str]:
     for run in left:
         if run.meta.get("status") in runs.ACTIVE and run.status == "interrupted":
             try:
-                _set_status(run.path, "interrupted",
+                runs.write_status(run.path, runs.RunStatus.INTERRUPTED,
                             error="interrupted: its worker or the server stopped before it finished")
                 found.append(run.id)
             except OSError:

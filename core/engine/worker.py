@@ -1,18 +1,19 @@
 """What runs inside a training worker: a spawned local process, or a Ray task on any node."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 from core.store import runs
 from core.engine.feed import FileSink, Publisher
 
 LOG_FILE = "worker.log"
+log = logging.getLogger("core.engine.worker")
 
 
 def _limit_threads(threads: int | None) -> None:
@@ -99,8 +100,11 @@ def run_remote(config: dict, run_id: str, hub, threads: int | None = None) -> di
 
 
 if __name__ == "__main__":  # python -m core.engine.worker RUN_DIR [THREADS], as the local engine starts it
+    # stdout and stderr are the run's worker.log (the engine opens it): log lines go there with their time
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("worker %d for %s", os.getpid(), sys.argv[1])
     try:
         run_local(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)
     except Exception:  # noqa: BLE001  train() has recorded it in run.json; the exit code tells the engine
-        traceback.print_exc()  # into worker.log
+        log.exception("the training failed")  # into worker.log, with its traceback
         sys.exit(1)

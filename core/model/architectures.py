@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from core import InvalidValue
 from core.model import recipes
 
 # Keras's 0.99 lags behind the weights for hundreds of steps: with 57 steps an epoch (the offline MNIST
@@ -189,7 +190,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
 def build_model(arch: str, input_shape: tuple, num_classes: int, **hp):
     """Build a registered architecture; unknown names get a clear error."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        raise InvalidValue(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch].builder(tuple(input_shape), int(num_classes), **hp)
 
 

@@ -1,13 +1,32 @@
-"""Models that do or don't fit a dataset, and importing a user's own .keras file into a run folder."""
+"""Loading a .keras file safely, models that do or don't fit a dataset, and importing a user's own .keras into a run folder."""
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from core.store.runs import FIXED_INPUTS, FLOWERS_INPUT, Run, RunError, default_runs_dir, load_model, load_run, new_run_dir, write_json_atomic
+from core.store.runs import Run, RunError, RunStatus, default_runs_dir, load_run, new_run_dir, now, write_status
+
+# fixed-size datasets: the input shape and class count a model needs to be used with them
+FIXED_INPUTS = {"mnist": ((28, 28), 10), "fashion_mnist": ((28, 28), 10)}
+FLOWERS_INPUT = ((180, 180, 3), 5)  # the app loads flowers at its default 180×180
+
+
+def load_model(path: Path):
+    """Load a .keras file in safe mode (no arbitrary code); clear errors for bad files."""
+    import keras
+
+    import core.model.layers  # noqa: F401  registers custom layers before deserialising
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: model file not found")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a bad zip, config or weights file
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+        raise RunError(f"{path.name}: not a usable Keras model ({first})") from None
 
 
 # --- models that do or don't fit a dataset, and importing a user's own .keras file --------------------------
@@ -165,13 +184,12 @@ def import_model(data: bytes, dataset: str, runs_dir: Path | None = None, name: 
         if names is None and dataset in FIXED_INPUTS:
             from core.data.datasets import FASHION_CLASSES
             names = list("0123456789") if dataset == "mnist" else list(FASHION_CLASSES)
-        meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "finished",
-                "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "imported_from": _display_name(name),
+        meta = {"id": path.name, "created": now(), "imported_from": _display_name(name),
                 "config": {"dataset": dataset, "arch": "imported", "data_path": data_path},
                 "data": {"source": "imported", "class_names": names or [str(i) for i in range(n_out)],
                          "input_shape": list(shape)},
                 "params": int(model.count_params())}
-        write_json_atomic(path / "run.json", meta)
+        write_status(path, RunStatus.FINISHED, meta)
         return load_run(path)
     except BaseException as e:
         if tmp.exists():

@@ -1,7 +1,8 @@
-"""Runs on disk: one folder each with run.json, history.json, model.keras and test_probs.npy (whether a model
-fits a dataset, and importing a user's .keras, live in core/model/compat.py)."""
+"""Runs on disk: one folder each with run.json, history.json, model.keras and test_probs.npy (loading a model,
+whether it fits a dataset, and importing a user's .keras live in core/model/compat.py)."""
 from __future__ import annotations
 
+import enum
 import json
 import os
 import secrets
@@ -12,23 +13,40 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import LabError, config
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_DIR = ROOT / "assets" / "models"
-FINISHED = ("finished", "stopped")  # statuses whose model is complete and usable
-ACTIVE = ("queued", "running")      # statuses of runs that an engine or a worker still owns
-# fixed-size datasets: the input shape and class count a model needs to be used with them
-FIXED_INPUTS = {"mnist": ((28, 28), 10), "fashion_mnist": ((28, 28), 10)}
-FLOWERS_INPUT = ((180, 180, 3), 5)  # the app loads flowers at its default 180×180
+
+
+class RunStatus(str, enum.Enum):
+    """Where a run is in its life, as run.json says (written by write_status alone) or Run.status reads it."""
+    QUEUED = "queued"            # submitted, waiting for a slot
+    RUNNING = "running"          # a worker (or Ray task) trains it
+    FINISHED = "finished"        # trained to the end, model saved
+    STOPPED = "stopped"          # stopped by a person; the partial model is saved
+    FAILED = "failed"            # the training or its worker failed; run.json says why
+    CANCELLED = "cancelled"      # stopped while still queued: it never started
+    INTERRUPTED = "interrupted"  # its worker or server died, or a restart found it orphaned
+    INCOMPLETE = "incomplete"    # read only: run.json says finished but the model file is missing
+
+    __str__ = str.__str__        # "finished", not "RunStatus.FINISHED", in f-strings, tables and JSON
+    __format__ = str.__format__
+
+
+FINISHED = (RunStatus.FINISHED, RunStatus.STOPPED)  # statuses whose model is complete and usable
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)      # statuses of runs that an engine or a worker still owns
+ENDED = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
 _TRAINING: set[str] = set()  # run folders this process is training right now (see Run.status)
 _TRAINING_LOCK = threading.Lock()
 
 
 def default_runs_dir() -> Path:
     """Where runs live: $CLASSIFIER_LAB_RUNS or ./runs."""
-    return Path(os.environ.get("CLASSIFIER_LAB_RUNS", "runs"))
+    return config.RUNS.get()
 
 
-class RunError(RuntimeError):
+class RunError(LabError, RuntimeError):
     """A run or model that cannot be found or used; the message is for the user."""
 
 
@@ -50,6 +68,29 @@ def write_json_atomic(path: Path, obj) -> None:
         except OSError:
             pass
         raise
+
+
+def now() -> str:
+    """The local time as run files record it ("2026-12-04 21:30:00")."""
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def write_status(run_dir: Path, status: RunStatus | str, meta: dict | None = None, **extra) -> dict:
+    """The one writer of a run's status: run.json (read from disk unless `meta` is given, and updated in place)
+    gets the status, when it was reached ("created" for queued, "started" for running, "finished" for an end;
+    an ended run no longer names a worker pid) and `extra`, written atomically. Returns the dict written."""
+    status = RunStatus(status)
+    meta = (read_json(Path(run_dir) / "run.json", {}) or {}) if meta is None else meta
+    meta.update(status=status.value, **extra)
+    if status is RunStatus.QUEUED:
+        meta.setdefault("created", now())
+    elif status is RunStatus.RUNNING:
+        meta["started"] = now()
+    elif status in ENDED:
+        meta["finished"] = now()
+        meta.pop("pid", None)
+    write_json_atomic(Path(run_dir) / "run.json", meta)
+    return meta
 
 
 def read_json(path: Path, default=None):
@@ -103,14 +144,18 @@ class Run:
     model_file: Path | None = None  # a loose .keras file outside any run folder
 
     @property
-    def status(self) -> str:
-        status = self.meta.get("status", "incomplete")
+    def status(self) -> RunStatus:
+        try:
+            status = RunStatus(self.meta.get("status", "incomplete"))
+        except ValueError:  # a hand-edited or foreign run.json
+            return RunStatus.INCOMPLETE
         if status in ACTIVE and not owner_alive(self.meta):
-            return "interrupted"  # its worker or server died (killed mid-epoch or mid-save, a restart)
-        if status == "running" and str(self.meta.get("pid")) == str(os.getpid()) and not is_training(self.path):
-            return "interrupted"  # this very process trained it, and its last run.json write failed (disk full)
+            return RunStatus.INTERRUPTED  # its worker or server died (killed mid-epoch or mid-save, a restart)
+        if status is RunStatus.RUNNING and str(self.meta.get("pid")) == str(os.getpid()) \
+                and not is_training(self.path):
+            return RunStatus.INTERRUPTED  # this very process trained it, and its last run.json write failed
         if status in FINISHED and self.kind == "train" and not self.model_path.exists():
-            return "incomplete"
+            return RunStatus.INCOMPLETE
         return status
 
     @property
@@ -251,19 +296,3 @@ def delete_run(run: Run, runs_dir: Path | None = None) -> None:
     if load_run(target).status in ACTIVE:  # re-read: it may have started since it was listed
         raise RunError(f"run {run.id} is still training or queued: stop it first")
     shutil.rmtree(target)
-
-
-def load_model(path: Path):
-    """Load a .keras file in safe mode (no arbitrary code); clear errors for bad files."""
-    import keras
-
-    import core.model.layers  # noqa: F401  registers custom layers before deserialising
-
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path}: model file not found")
-    try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # Keras raises many types for a bad zip, config or weights file
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
-        raise RunError(f"{path.name}: not a usable Keras model ({first})") from None

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
+from core import InvalidValue
 from core.data import fixes
 
 from core.store import runs
@@ -47,7 +47,7 @@ def save_heldout(run_dir: Path, model, x: np.ndarray, labels: np.ndarray, keys: 
 def fold_configs(base, folds: int) -> list:
     """k TrainConfigs that each hold out one fold (no validation split: every other item trains)."""
     if folds < 2:
-        raise ValueError("a label search needs at least 2 folds")
+        raise InvalidValue("a label search needs at least 2 folds")
     return [dataclasses.replace(base, fold=i, folds=folds, validation_split=0.0) for i in range(folds)]
 
 
@@ -70,7 +70,7 @@ def start(engine, base) -> dict:
     configs = fold_configs(base, base.folds or DEFAULTS["folds"])
     ids = [engine.submit(c) for c in configs]
     record = {"dataset": base.dataset, "runs": ids, "folds": len(ids), "arch": base.arch, "epochs": base.epochs,
-              "fixes": base.fixes, "fixes_upto": base.fixes_upto, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "fixes": base.fixes, "fixes_upto": base.fixes_upto, "created": runs.now()}
     path = record_path(base.dataset, engine.runs_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     runs.write_json_atomic(path, record)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import InvalidValue
 from core.model import recipes
 
 
@@ -48,7 +49,7 @@ def suggest(lrs, losses) -> dict:
     n = int(np.argmin(finite)) if not finite.all() else len(losses)  # up to the first NaN or inf
     lrs, losses = lrs[:n], losses[:n]
     if n < 3:
-        raise ValueError("the range test recorded fewer than 3 usable batches: use more training samples")
+        raise InvalidValue("the range test recorded fewer than 3 usable batches: use more training samples")
     s = smooth(losses, max(5, round(WINDOW * n)))
     low = int(np.argmin(s))
     if low < 3:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import InvalidValue
 from core.store import runs
 from core.train.trainer import TrainConfig
 
@@ -31,18 +32,18 @@ def combinations(grid: dict[str, list], n_random: int | None = None, seed: int =
     """Every combination of the grid's values (in grid order), or `n_random` distinct ones drawn at random."""
     unknown = set(grid) - set(AXES)
     if unknown:
-        raise ValueError(f"a sweep cannot vary {', '.join(sorted(unknown))}; it varies {', '.join(AXES)}")
+        raise InvalidValue(f"a sweep cannot vary {', '.join(sorted(unknown))}; it varies {', '.join(AXES)}")
     grid = {k: list(dict.fromkeys(v)) for k, v in grid.items() if v}  # drop repeats, keep order
     total = math.prod(len(v) for v in grid.values())
     if n_random is not None:
         if n_random < 1:
-            raise ValueError("a random sweep needs at least 1 run")
+            raise InvalidValue("a random sweep needs at least 1 run")
         # indices into the product, decoded lazily: a huge grid is never expanded to sample from it
         picks = np.random.default_rng(seed).choice(total, size=min(n_random, total), replace=False)
         sizes = [len(v) for v in grid.values()]
         return [{k: v[i] for (k, v), i in zip(grid.items(), np.unravel_index(int(p), sizes))} for p in picks]
     if total > MAX_RUNS:
-        raise ValueError(f"that grid has {total} combinations (at most {MAX_RUNS}): use fewer values or random")
+        raise InvalidValue(f"that grid has {total} combinations (at most {MAX_RUNS}): use fewer values or random")
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
@@ -51,10 +52,10 @@ def launch(engine, base: TrainConfig, grid: dict[str, list], n_random: int | Non
     """Queue one run per combination on `engine` (they run as its slots allow); returns the sweep record."""
     combos = combinations(grid, n_random, seed)
     if not combos:
-        raise ValueError("the sweep has no runs: give at least one value for each setting")
+        raise InvalidValue("the sweep has no runs: give at least one value for each setting")
     configs = [replace(base, **combo).resolved() for combo in combos]  # every one checked before any is queued
     sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{base.dataset}-{secrets.token_hex(2)}"
-    record = {"id": sweep_id, "name": name or sweep_id, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    record = {"id": sweep_id, "name": name or sweep_id, "created": runs.now(),
               "base": replace(base, sweep=None).to_dict(), "grid": grid, "random": n_random, "seed": seed,
               "combinations": combos, "runs": []}
     folder = sweeps_dir(engine.runs_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import InvalidValue
 from core.analysis import embedding
 
 from core.model import recipes
@@ -55,7 +56,7 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with the architecture's defaults filled in and values checked."""
         if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+            raise InvalidValue(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         base = {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam", "schedule": "constant"}
         base.update(ARCHITECTURES[self.arch].defaults)
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -64,23 +65,23 @@ class TrainConfig:
                 values[key] = default
         cfg = TrainConfig(**values)
         if cfg.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+            raise InvalidValue(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if cfg.mode not in MODES:
-            raise ValueError(f"unknown mode {cfg.mode!r}; choose one of {', '.join(MODES)}")
+            raise InvalidValue(f"unknown mode {cfg.mode!r}; choose one of {', '.join(MODES)}")
         if cfg.mode == "lr_find":
             cfg.schedule = "constant"  # the range test sets the rate itself, batch by batch
         patience = cfg.early_stopping_patience
         if patience is not None and (patience < 1 or not cfg.validation_split):
-            raise ValueError("early stopping needs a patience ≥ 1 and a validation split > 0 (it watches val loss)")
+            raise InvalidValue("early stopping needs a patience ≥ 1 and a validation split > 0 (it watches val loss)")
         if cfg.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+            raise InvalidValue(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 <= cfg.validation_split < 0.9 or cfg.learning_rate <= 0:
-            raise ValueError("epochs and batch size must be ≥ 1, learning rate > 0, validation split in [0, 0.9)")
+            raise InvalidValue("epochs and batch size must be ≥ 1, learning rate > 0, validation split in [0, 0.9)")
         # 0 would silently mean "all of it" and -k "all but the last k"
         if cfg.max_train_samples is not None and cfg.max_train_samples < 1:
-            raise ValueError("max train samples must be ≥ 1 (or None for the whole training split)")
+            raise InvalidValue("max train samples must be ≥ 1 (or None for the whole training split)")
         if cfg.fold is not None and not (cfg.folds and cfg.folds >= 2 and 0 <= cfg.fold < cfg.folds):
-            raise ValueError("a held-out fold needs folds ≥ 2 and 0 ≤ fold < folds")
+            raise InvalidValue("a held-out fold needs folds ≥ 2 and 0 ≤ fold < folds")
         return cfg
 
     def to_dict(self) -> dict:
@@ -207,10 +208,8 @@ def best_epoch_keeper(patience: int | None) -> list:
 
 def _finish(path: Path, meta: dict, store: MetricsStore, status: str, **extra) -> runs.Run:
     """Mark the run ended in run.json (after its files are saved) and in the live feed."""
-    meta.update(status=status, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
-    meta.pop("pid", None)
-    runs.write_json_atomic(path / "run.json", meta)
-    store.update(status=status, **extra)
+    runs.write_status(path, status, meta)
+    store.update(status=str(status), **extra)
     return runs.load_run(path)
 
 
@@ -246,12 +245,11 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         error = f"run {path.name} is {queued['status']}, no longer queued: not started"
         store.update(status=queued["status"], error=error)
         raise runs.RunError(error)
-    meta = {"id": path.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), **(queued or {}),
-            "config": cfg.to_dict(), **cfg.labels(), "status": "running", "pid": os.getpid(),
-            "host": os.uname().nodename, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "epochs_done": 0}
+    meta = {"id": path.name, "created": runs.now(), **(queued or {}), "config": cfg.to_dict(), **cfg.labels(),
+            "pid": os.getpid(), "host": os.uname().nodename, "epochs_done": 0}
     runs.set_training(path, True)
     try:
-        runs.write_json_atomic(path / "run.json", meta)
+        runs.write_status(path, runs.RunStatus.RUNNING, meta)
     except OSError as e:
         runs.set_training(path, False)
         error = f"cannot write to the runs folder {cfg.runs_dir}: {e.strerror or e}"
@@ -266,7 +264,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         ds, held = label_search.hold_out(prep, cfg)
         x_tr, y_tr, x_val, y_val = _split(ds, cfg)
         if len(y_tr) == 0:
-            raise ValueError("no training samples left after the validation split")
+            raise InvalidValue("no training samples left after the validation split")
         meta["data"] = {"source": ds.source, "class_names": list(ds.class_names),
                         "input_shape": list(ds.input_shape), "n_train": len(y_tr), "n_val": len(y_val),
                         "n_test": int(prep.test_keep.sum())}
@@ -291,7 +289,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
             from core.train.lr_find import range_test
 
             meta.update(range_test(model, x_tr, y_tr, cfg, path, [live, *callbacks]))
-            return _finish(path, meta, store, "stopped" if stop.is_set() else "finished",
+            return _finish(path, meta, store, runs.RunStatus.STOPPED if stop.is_set() else runs.RunStatus.FINISHED,
                            suggested_lr=meta.get("suggested_lr"))
         writer = RunWriter(path, meta)
         keep = best_epoch_keeper(cfg.early_stopping_patience)
@@ -302,7 +300,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         meta["fit_seconds"] = round(time.perf_counter() - t0, 2)
         if keep and keep[0].best_weights is not None:  # the weights are the best epoch's (see best_epoch_keeper)
             meta.update(best_epoch=keep[0].best_epoch + 1, stopped_early=keep[0].stopped_epoch > 0)
-        status = "stopped" if stop.is_set() else "finished"
+        status = runs.RunStatus.STOPPED if stop.is_set() else runs.RunStatus.FINISHED
         store.update(status="evaluating")
         probs = predict(model, ds.x_test)
         test = summary(probs[prep.test_keep], ds.y_test[prep.test_keep], ds.class_names)
@@ -316,15 +314,14 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
             label_search.save_heldout(path, model, *held)
         return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
     except BaseException as e:
-        meta.update(status="failed", error=_friendly(e))
-        meta.pop("pid", None)
+        meta["error"] = _friendly(e)
         for partial in (tmp, path / "test_probs.npy", path / embedding.STORED):
             try:  # a disk that filled up mid-save: free the half-written file first, so run.json fits
                 partial.unlink(missing_ok=True)
             except OSError:
                 pass
         try:
-            runs.write_json_atomic(path / "run.json", meta)
+            runs.write_status(path, runs.RunStatus.FAILED, meta)
         except OSError:
             pass  # a full or read-only disk: the error itself still reaches the caller (and see Run.status)
         store.update(status="failed", error=meta["error"])

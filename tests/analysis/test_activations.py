@@ -36,7 +36,7 @@ def test_conv_blocks_are_seen_after_batchnorm_and_relu(strong, mnist_small):
 
 
 def test_dense_model_has_only_its_hidden_layer(trained):
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     run, _, ds = trained
     model = load_model(run.path / "model.keras")
@@ -48,7 +48,7 @@ def test_dense_model_has_only_its_hidden_layer(trained):
 
 def test_a_model_without_hidden_layer_has_no_penultimate(tmp_path):
     from app_helpers import save_model
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     model = load_model(save_model(tmp_path / "flat.keras", (28, 28)))
     assert penultimate(model) is None

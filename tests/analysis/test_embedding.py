@@ -7,7 +7,7 @@ from core.analysis.embedding import PROJECTIONS, embeddings, near_duplicates, ou
 
 @pytest.fixture(scope="module")
 def emb(trained):
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     run, _, ds = trained
     return embeddings(load_model(run.path / "model.keras"), ds.x_test), ds
@@ -16,7 +16,7 @@ def emb(trained):
 def test_embeddings_are_the_hidden_layer(trained, emb):
     import keras
 
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     e, ds = emb
     model = load_model(trained[0].path / "model.keras")
@@ -29,7 +29,7 @@ def test_embeddings_are_the_hidden_layer(trained, emb):
 
 def test_a_model_without_hidden_layer_says_so(tmp_path, mnist_small):
     from app_helpers import save_model
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     model = load_model(save_model(tmp_path / "flat.keras", (28, 28)))
     with pytest.raises(ValueError, match="no hidden layer"):
@@ -81,7 +81,7 @@ def test_an_odd_image_is_the_top_outlier(emb):
 
 
 def test_groups_and_selection_map_back_to_test_indices():
-    from core.analysis.embedding import color_groups, selected_indices
+    from core.analysis.embedding import color_groups
 
     y = np.array([0, 1, 2, 1, 0, 2])
     pred = np.array([0, 2, 2, 1, 1, 2])
@@ -93,18 +93,13 @@ def test_groups_and_selection_map_back_to_test_indices():
     assert sus[1][0] == "suspected label error" and sus[1][1].tolist() == [4]
     assert [n for n, _ in color_groups("predicted class", y, pred, "abc")] == ["a", "b", "c"]
     assert [n for n, _ in color_groups("predicted class", y, np.zeros(6, int), "abc")] == ["a"]  # empty dropped
-    # a box over the second point of trace "wrong" and the first of "right", plus a stray trace's point
-    points = [{"curve_number": 1, "point_index": 1}, {"curve_number": 0, "point_index": 0},
-              {"curve_number": 0, "point_index": 0}, {"curve_number": 7, "point_index": 0}]
-    assert selected_indices(points, rw).tolist() == [0, 4]
-    assert selected_indices([], rw).tolist() == []
     with pytest.raises(ValueError):
         color_groups("nope", y, pred, "abc")
 
 
 def test_stored_embeddings_round_trip_for_exactly_their_images(trained, emb, tmp_path):
     from core.analysis.embedding import STORED, load_test, reduce, save_test
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     e, ds = emb
     model = load_model(trained[0].path / "model.keras")
@@ -129,7 +124,7 @@ def test_stored_embeddings_round_trip_for_exactly_their_images(trained, emb, tmp
 def test_no_stored_embeddings_for_a_model_without_hidden_layer(tmp_path, mnist_small):
     from app_helpers import save_model
     from core.analysis.embedding import save_test
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     model = load_model(save_model(tmp_path / "flat.keras", (28, 28)))
     assert save_test(model, mnist_small.x_test[:5], tmp_path) is None and not list(tmp_path.glob("*.npz"))

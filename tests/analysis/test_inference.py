@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from core.model import compat
 import core.data.images
 from core.analysis import inference as inf
 from core.analysis.inference import BlankImage, ImageError, mnist_style, predict, predict_image, preprocess, softmax, top_k
@@ -304,7 +305,7 @@ def test_frame_filling_items_keep_their_polarity():
     from core.data.datasets import DATASETS, load_dataset
 
     ds = load_dataset("fashion_mnist")
-    model = runs.load_model(runs.resolve("fashion_mnist").model_path)
+    model = compat.load_model(runs.resolve("fashion_mnist").model_path)
     x = np.stack([preprocess(img, (28, 28), box=DATASETS["fashion_mnist"].ink_box) for img in ds.x_test[:300]])
     inverted = [i for i in range(300) if np.corrcoef(x[i].ravel(), ds.x_test[i].ravel())[0, 1] < 0]
     assert not inverted

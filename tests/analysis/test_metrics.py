@@ -139,7 +139,7 @@ def test_class_report_agrees_with_confusion_counts_and_sklearn(trained):
 
     from core.analysis.metrics import class_report
     from core.analysis.inference import predict
-    from core.store.runs import load_model
+    from core.model.compat import load_model
 
     run, _, ds = trained
     pred = predict(load_model(run.path / "model.keras"), ds.x_test).argmax(1)

@@ -553,11 +553,11 @@ def test_label_errors_page_lists_and_exports(mnist_run):
 
 
 def test_runs_page_export_section_shows_each_format_and_its_checks(mnist_run, app_env, tmp_path):
-    from core.export import formats
+    from core.export import exporter, formats
 
     from core.store import runs
-    done = formats.export(mnist_run, "onnx", tmp_path)  # a real export: its checks are recorded with the run
-    assert done[0]["ok"] and (mnist_run.path / "formats.json").is_file()
+    done = exporter.export(mnist_run, "onnx", tmp_path)  # a real export: its checks are recorded with the run
+    assert done[0]["ok"] and (mnist_run.path / "exports.json").is_file()
     at = open_page(new_app(mnist_run), "app_pages/runs.py")
     select_rows(at, [at.dataframe[0].value["run"].tolist().index(mnist_run.id)])
     assert_clean(at, "export section")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core import config
 from core.store import runs
 from app_helpers import assert_clean, open_page, save_model as keras_model, values
 
@@ -243,7 +244,7 @@ def test_a_colour_model_goes_with_a_named_dataset_never_a_server_folder(app_env,
     """The import offers Flowers and own datasets with one class per output; no free-text "folder" path."""
     from core.data import owndata, synthetic
 
-    monkeypatch.setenv(owndata.DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(config.DATA.name, str(tmp_path / "data"))
     rgb = keras_model(tmp_path / "rgb.keras", (32, 32, 3), 4).read_bytes()
     at = open_page(new_app(), "app_pages/runs.py")
     upload_model(at, "rgb.keras", rgb)  # no own dataset has 4 classes: nothing to import it for

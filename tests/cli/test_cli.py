@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.model import compat
 import core.cli.main as cli
 from core.store import runs
 from core.data.datasets import DEBIAN_FASHION, FASHION_FILES
@@ -134,7 +135,7 @@ def test_predict_json_lines_match_in_process_prediction(cli_used, images):
     assert code == 0, err[-3000:]
     rows = json_lines(out)
     assert [r["file"] for r in rows] == [str(images / "digit.png"), str(images / "paper.jpg")]
-    model = runs.load_model(run.model_path)
+    model = compat.load_model(run.model_path)
     for row in rows:
         probs = row["probabilities"]
         assert list(probs) == list("0123456789") and sum(probs.values()) == pytest.approx(1, abs=1e-3)
@@ -210,7 +211,7 @@ def test_cli_run_is_reproduced_in_process(cli_trained, mnist, tmp_path):
     again = train(TrainConfig(dataset="mnist", arch="dense", epochs=1, max_train_samples=800, seed=0,
                               runs_dir=str(tmp_path)), dataset=mnist)
     assert again.meta["config"] == {**cli_run.meta["config"], "runs_dir": str(tmp_path)}
-    for a, b in zip(runs.load_model(cli_run.model_path).get_weights(), runs.load_model(again.model_path).get_weights()):
+    for a, b in zip(compat.load_model(cli_run.model_path).get_weights(), compat.load_model(again.model_path).get_weights()):
         np.testing.assert_array_equal(a, b)
     assert again.history() == cli_run.history()
 

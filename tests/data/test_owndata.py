@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import config
 from core.data import owndata, synthetic
 from core.data.datasets import DatasetUnavailable, dataset_names, load_dataset
 
@@ -19,7 +20,7 @@ from core.data.datasets import DatasetUnavailable, dataset_names, load_dataset
 def root(tmp_path, monkeypatch) -> Path:
     """An empty data root of this test's own, inside tmp_path (so 'outside' is the rest of tmp_path)."""
     path = tmp_path / "data"
-    monkeypatch.setenv(owndata.DATA_ENV, str(path))
+    monkeypatch.setenv(config.DATA.name, str(path))
     return path
 
 
@@ -206,7 +207,7 @@ def test_recipe_reads_the_kind_of_images(tmp_path):
 
 
 def test_train_auto_on_an_own_dataset_and_reload(root, tmp_path, runs_dir):
-    from core.store import runs
+    from core.model import compat
     from core.analysis.inference import predict
     from core.train.trainer import TrainConfig, train
 
@@ -214,7 +215,7 @@ def test_train_auto_on_an_own_dataset_and_reload(root, tmp_path, runs_dir):
     run = train(TrainConfig(dataset="tiny", arch="auto", epochs=1, runs_dir=str(runs_dir)))
     assert run.meta["status"] == "finished" and run.meta["recipe"]["kind"] == "shapes"
     assert run.meta["data"]["input_shape"] == [180, 180, 3]  # the model resizes inside: pages feed 180×180
-    model = runs.load_model(run.model_path)  # safe mode: the custom layers are registered
+    model = compat.load_model(run.model_path)  # safe mode: the custom layers are registered
     ds = load_dataset("tiny")
     assert predict(model, ds.x_test).shape == (len(ds.y_test), 3)
     assert os.path.exists(run.path / "test_probs.npy")

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import config
 from core.data import datasets, owndata, streaming, synthetic
 from core.data.datasets import load_dataset
 
@@ -14,7 +15,7 @@ from core.data.datasets import load_dataset
 def root(tmp_path, monkeypatch) -> Path:
     """A data root of this test's own holding `tiny`: 3 classes of 10 generated shapes."""
     path = tmp_path / "data"
-    monkeypatch.setenv(owndata.DATA_ENV, str(path))
+    monkeypatch.setenv(config.DATA.name, str(path))
     owndata.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 10), "tiny")
     datasets._load.cache_clear()  # the switch below must not meet a dataset cached by another test
     yield path
@@ -22,7 +23,7 @@ def root(tmp_path, monkeypatch) -> Path:
 
 
 def load(monkeypatch, stream: bool, name: str = "tiny", size=(40, 40)):
-    monkeypatch.setenv(streaming.STREAM_ENV, "0" if stream else "100000")
+    monkeypatch.setenv(config.STREAM_MB.name, "0" if stream else "100000")
     datasets._load.cache_clear()
     return load_dataset(name, image_size=size)
 
@@ -32,10 +33,13 @@ def cache_files(root: Path) -> list[Path]:
 
 
 def test_threshold_follows_the_env(monkeypatch):
-    monkeypatch.setenv(streaming.STREAM_ENV, "1")
+    monkeypatch.setenv(config.STREAM_MB.name, "1")
     assert streaming.should_stream(20, (180, 180)) and not streaming.should_stream(5, (180, 180))
-    monkeypatch.setenv(streaming.STREAM_ENV, "not a number")  # a typo falls back to the default, 1 GB
+    monkeypatch.setenv(config.STREAM_MB.name, "")  # unset: the default, 1 GB
     assert not streaming.should_stream(10_000, (180, 180)) and streaming.should_stream(50_000, (180, 180))
+    monkeypatch.setenv(config.STREAM_MB.name, "not a number")  # a typo is named, never silently replaced
+    with pytest.raises(config.ConfigError, match="CLASSIFIER_LAB_STREAM_MB='not a number'"):
+        streaming.should_stream(10_000, (180, 180))
 
 
 def test_streamed_split_and_pixels_equal_the_in_memory_path(root, monkeypatch):
@@ -117,7 +121,7 @@ def test_a_build_killed_midway_leaves_no_partial_cache_behind(root, monkeypatch)
     import time
 
     folder = root / ".cache" / "decoded"
-    env = {**os.environ, streaming.STREAM_ENV: "0", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, config.STREAM_MB.name: "0", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     build = subprocess.Popen([sys.executable, "-c", KILLED_BUILD], env=env)
     end = time.monotonic() + 60
     while not list(folder.glob(".*.tmp")) and build.poll() is None and time.monotonic() < end:
@@ -136,7 +140,7 @@ def test_train_one_epoch_streamed_writes_test_probs(root, monkeypatch, runs_dir)
     from core.analysis.inference import predict
     from core.train.trainer import TrainConfig, train
 
-    monkeypatch.setenv(streaming.STREAM_ENV, "0")
+    monkeypatch.setenv(config.STREAM_MB.name, "0")
     datasets._load.cache_clear()
 
     def whole(self, dtype=None, copy=None):
@@ -151,8 +155,8 @@ def test_train_one_epoch_streamed_writes_test_probs(root, monkeypatch, runs_dir)
     assert run.meta["status"] == "finished" and run.meta["data"]["n_test"] == len(ds.y_test)
     probs = np.load(run.path / "test_probs.npy")
     assert probs.shape == (len(ds.y_test), 3)
-    from core.store import runs
-    again = predict(runs.load_model(run.model_path), ds.x_test)  # chunked over the cache: the same numbers
+    from core.model import compat
+    again = predict(compat.load_model(run.model_path), ds.x_test)  # chunked over the cache: the same numbers
     np.testing.assert_allclose(again, probs, atol=1e-5)
 
 
@@ -187,7 +191,7 @@ def test_a_fix_that_adds_images_keeps_a_streamed_set_on_disk(root, monkeypatch, 
 def test_auto_recipe_and_validation_stream_too(root, monkeypatch, runs_dir):
     from core.train.trainer import TrainConfig, train
 
-    monkeypatch.setenv(streaming.STREAM_ENV, "0")
+    monkeypatch.setenv(config.STREAM_MB.name, "0")
     datasets._load.cache_clear()
     run = train(TrainConfig(dataset="tiny", arch="auto", epochs=1, image_size=(40, 40), validation_split=0.2,
                             runs_dir=str(runs_dir)))
@@ -211,7 +215,7 @@ def test_pages_show_a_streamed_dataset_reading_only_the_images_on_screen(root, m
             PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(app_test, "PagesManager", NavigationOnly)
-    monkeypatch.setenv(streaming.STREAM_ENV, "0")
+    monkeypatch.setenv(config.STREAM_MB.name, "0")
     datasets._load.cache_clear()
     run = train(TrainConfig(dataset="tiny", arch="cnn", epochs=1, batch_size=8, runs_dir=str(runs_dir)))
     reads = []

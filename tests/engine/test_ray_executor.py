@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from core.model import compat
 from core.store import runs
 from core.engine.scheduler import Engine
 from core.train.trainer import TrainConfig
@@ -30,7 +31,7 @@ def test_a_training_runs_as_a_ray_task_and_comes_back_whole(ray_engine):
     snap = ray_engine.attach(run_id).snapshot()
     assert snap["n_batches"] == 2 * 18 and snap["status"] == "finished" and snap["pid"] != os.getpid()
     assert [e["epoch"] for e in run.history()["epochs"]] == [1, 2]
-    runs.load_model(run.model_path)  # the file that came back loads
+    compat.load_model(run.model_path)  # the file that came back loads
 
 
 def test_stop_reaches_a_ray_task_through_the_actor(ray_engine):

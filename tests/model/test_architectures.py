@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from core.store import runs
+from core.model import compat
 from core.model.layers import RandomStrokeWidth
 from core.model.architectures import ARCHITECTURES, augmentation, build_model, summary_rows
 
@@ -160,7 +160,7 @@ def test_model_with_stroke_width_saves_and_loads_in_safe_mode(tmp_path):
     assert any(isinstance(la, RandomStrokeWidth) for la in model.get_layer("augmentation").layers)
     path = tmp_path / "model.keras"
     model.save(path)
-    loaded = runs.load_model(path)  # safe_mode=True: works only because the layer is registered
+    loaded = compat.load_model(path)  # safe_mode=True: works only because the layer is registered
     def stroke(m):
         return next(la for la in m.get_layer("augmentation").layers if isinstance(la, RandomStrokeWidth))
 

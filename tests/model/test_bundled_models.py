@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.model import compat
 from core.store import runs
 from core.analysis.metrics import summary
 from core.data.datasets import DatasetUnavailable, load_dataset
@@ -55,7 +56,7 @@ def drawn(models):
 def _model(models: dict, name: str):
     if name not in models:
         run = runs.resolve(name)
-        models[name] = (run, runs.load_model(run.model_path))
+        models[name] = (run, compat.load_model(run.model_path))
     return models[name]
 
 

@@ -46,7 +46,7 @@ def bundled():
         run = runs.resolve("mnist")
     except RunError as e:
         pytest.fail(f"the bundled MNIST model is missing: {e}")
-    return run, runs.load_model(run.model_path)
+    return run, compat.load_model(run.model_path)
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +280,7 @@ def test_import_uses_a_generated_name_never_the_uploaded_one(runs_dir, tmp_path,
     assert sorted(p.name for p in runs_dir.iterdir() if p.name.startswith(".")) == []  # no temp file left
     run = runs.list_runs(runs_dir)[0]
     assert run.meta["data"]["class_names"] == list("0123456789") and run.meta["config"]["arch"] == "imported"
-    model = runs.load_model(run.model_path)
+    model = compat.load_model(run.model_path)
     assert compat.run_problem(run, model) is None
 
 
@@ -310,7 +310,7 @@ def test_import_checks_the_model_and_the_dataset(runs_dir, misfits, trained, tmp
 
 def test_import_a_channel_last_digit_model_is_wrapped(runs_dir, misfits):
     run = compat.import_model(misfits["chan"].read_bytes(), "fashion_mnist", runs_dir, "chan.keras")
-    model = runs.load_model(run.model_path)
+    model = compat.load_model(run.model_path)
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
     assert run.meta["data"]["input_shape"] == [28, 28] and run.meta["data"]["class_names"][0] == "T-shirt/top"
     from core.analysis.inference import predict

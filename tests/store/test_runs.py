@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from core.model import compat
 from core.store import runs
 from core.store.runs import RunError
 
@@ -265,7 +266,7 @@ def test_killed_mid_save_is_never_finished(killed_runs):
     partial = [p for p in run.path.iterdir() if p.suffix == ".keras"]
     assert len(partial) == 1 and partial[0].stat().st_size > 0
     with pytest.raises(RunError, match="not a usable Keras model"):
-        runs.load_model(partial[0])
+        compat.load_model(partial[0])
 
 
 def test_killed_before_the_final_run_json_is_interrupted(runs_dir, trained):
@@ -294,7 +295,7 @@ def test_resolve_a_loose_keras_file(tmp_path, trained):
     shutil.copy(trained[0].model_path, loose)
     run = runs.resolve(str(loose), tmp_path / "runs")
     assert run.id == "my_digits" and run.model_path == loose and run.usable
-    assert runs.load_model(run.model_path).output_shape == (None, 10)
+    assert compat.load_model(run.model_path).output_shape == (None, 10)
 
 
 @pytest.mark.parametrize("spec", ["no-such-run", "../runs", "..", "", "x/model.keras", "/nonexistent/model.keras"])
@@ -345,7 +346,7 @@ def test_delete_run_refuses_anything_outside_the_runs_folder(runs_dir, tmp_path)
 
 def test_load_model_clear_errors_for_bad_files(tmp_path, trained):
     with pytest.raises(RunError, match="model file not found"):
-        runs.load_model(tmp_path / "missing.keras")
+        compat.load_model(tmp_path / "missing.keras")
     junk = tmp_path / "junk.keras"
     junk.write_bytes(np.random.default_rng(0).bytes(4096))
     text = tmp_path / "notes.txt"
@@ -357,10 +358,10 @@ def test_load_model_clear_errors_for_bad_files(tmp_path, trained):
     empty.write_bytes(b"")
     for bad in (junk, text, half, empty):
         with pytest.raises(RunError, match=rf"^{bad.name}: not a usable Keras model \(") as info:
-            runs.load_model(bad)
+            compat.load_model(bad)
         assert "\n" not in str(info.value) and info.value.__cause__ is None
     with pytest.raises(RunError, match="is a folder|not found"):
-        runs.load_model(tmp_path)
+        compat.load_model(tmp_path)
 
 
 def test_load_model_refuses_code_in_safe_mode(tmp_path):
@@ -368,12 +369,12 @@ def test_load_model_refuses_code_in_safe_mode(tmp_path):
     model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(RunError, match="not a usable Keras model"):
-        runs.load_model(tmp_path / "lambda.keras")
+        compat.load_model(tmp_path / "lambda.keras")
 
 
 def test_load_model_real_model(trained):
     run, _, ds = trained
-    model = runs.load_model(run.model_path)
+    model = compat.load_model(run.model_path)
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
     probs = np.load(run.path / "test_probs.npy")[:32]
     logits = keras.ops.convert_to_numpy(model(ds.x_test[:32].astype("float32"), training=False))

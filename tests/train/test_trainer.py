@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from core.model import compat
 from core.store import runs
 from core.data.datasets import DatasetUnavailable
 from core.analysis.inference import predict
@@ -14,7 +15,7 @@ from core.train.trainer import OPTIMIZERS, MetricsStore, TrainConfig, compile_mo
 
 
 def weights(run) -> np.ndarray:
-    return np.concatenate([w.ravel() for w in runs.load_model(run.model_path).get_weights()])
+    return np.concatenate([w.ravel() for w in compat.load_model(run.model_path).get_weights()])
 
 
 class CountBatches(keras.callbacks.Callback):
@@ -146,7 +147,7 @@ def test_finished_run_folder_is_complete(trained):
     assert probs.shape == (500, 10) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert (probs.argmax(1) == ds.y_test).mean() == pytest.approx(meta["test_accuracy"])
-    reloaded = predict(runs.load_model(run.model_path), ds.x_test)
+    reloaded = predict(compat.load_model(run.model_path), ds.x_test)
     np.testing.assert_allclose(reloaded, probs, atol=1e-5)
     assert run.label.startswith(f"mnist · dense · {meta['test_accuracy']:.1%}")
 
@@ -185,7 +186,7 @@ def test_eta_counts_down_and_stop_ends_training_within_one_batch(runs_dir, mnist
     s = store.snapshot()
     assert s["status"] == "stopped" and s["n_batches"] == counter.train_batches
     assert len(s["epochs"]) == 1 and s["epochs"][0]["partial"] is True
-    assert runs.load_model(run.model_path).output_shape == (None, 10)
+    assert compat.load_model(run.model_path).output_shape == (None, 10)
     assert [r.status for r in runs.list_runs(runs_dir)] == ["stopped"]
 
 
@@ -287,7 +288,7 @@ def _val_loss_of_saved_model(run, ds, cfg) -> float:
     from core.train.trainer import _split
 
     _, _, x_val, y_val = _split(ds, cfg.resolved())
-    probs = predict(runs.load_model(run.model_path), x_val)
+    probs = predict(compat.load_model(run.model_path), x_val)
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-12, None))))
 
 

@@ -28,3 +28,17 @@ def test_dense_units_and_reliability():
     fig = inside_charts.reliability(calibration(probs, np.array([0] * 6 + [1] * 4), bins=10))
     assert fig.layout.title.text == "ECE 20.00%"
     assert list(fig.data[0].y) == [0.6]  # one non-empty bin
+
+
+def test_a_plotly_selection_maps_back_to_test_indices():
+    from core.analysis.embedding import color_groups
+    from ui.inside_charts import selected_indices
+
+    y = np.array([0, 1, 2, 1, 0, 2])
+    pred = np.array([0, 2, 2, 1, 1, 2])
+    rw = color_groups("right / wrong", y, pred, ["a", "b", "c"])
+    # a box over the second point of trace "wrong" and the first of "right", plus a stray trace's point
+    points = [{"curve_number": 1, "point_index": 1}, {"curve_number": 0, "point_index": 0},
+              {"curve_number": 0, "point_index": 0}, {"curve_number": 7, "point_index": 0}]
+    assert selected_indices(points, rw).tolist() == [0, 4]
+    assert selected_indices([], rw).tolist() == []

@@ -1,4 +1,4 @@
-"""core.export.formats: the bundled MNIST model exported to every format through the CLI (once), each checked."""
+"""core.export.exporter: the bundled MNIST model exported to every format through the CLI (once), each checked."""
 import json
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import core.cli.main as cli
-from core.export import formats
+from core.export import exporter, formats
 
 from core.model import compat
 from core.store import runs
@@ -90,11 +90,11 @@ def test_predict_py_really_runs_on_a_png(exported, name, mnist, tmp_path, subpro
 def test_checks_stored_beside_the_runs_not_in_assets(exported):
     _, runs_dir, results = exported
     run = runs.resolve("mnist")
-    path = formats.checks_path(run, runs_dir)
-    assert path == runs_dir / ".exports" / "mnist" / "formats.json"
-    stored = formats.stored_checks(run, runs_dir)
+    path = exporter.checks_path(run, runs_dir)
+    assert path == runs_dir / ".exports" / "mnist" / "exports.json"
+    stored = exporter.stored_checks(run, runs_dir)
     assert set(stored) == set(results) and stored["onnx"]["top1_agreement"] == results["onnx"]["top1_agreement"]
-    assert not (runs.BUNDLED_DIR / "mnist" / "formats.json").exists()
+    assert not (runs.BUNDLED_DIR / "mnist" / "exports.json").exists()
     assert runs.list_runs(runs_dir) == []  # the checks' folder is not listed as a run
 
 
@@ -113,15 +113,15 @@ def test_a_format_that_cannot_hold_a_layer_names_it_and_the_others_export(runs_d
     model.save(tmp_path / "tan.keras")
     run = compat.import_model((tmp_path / "tan.keras").read_bytes(), "mnist", runs_dir, "tan.keras")
 
-    results = {r["format"]: r for r in formats.export(run, "tflite,onnx", tmp_path / "out")}
+    results = {r["format"]: r for r in exporter.export(run, "tflite,onnx", tmp_path / "out")}
     tfl = results["tflite"]
     assert not tfl["ok"] and "zip" not in tfl
     assert tfl["error"] == "TFLite float32: layer 'tan_gate' (TanGate) uses operations (Tan) that TFLite float32 " \
                            "cannot hold", tfl["error"]
     assert results["onnx"]["ok"] and results["onnx"]["top1_agreement"] == 1.0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{run.id}-onnx.zip"]
-    stored = formats.stored_checks(run)
-    assert (run.path / "formats.json").is_file() and stored["tflite"]["error"] == tfl["error"]
+    stored = exporter.stored_checks(run)
+    assert (run.path / "exports.json").is_file() and stored["tflite"]["error"] == tfl["error"]
 
 
 def test_cli_refuses_an_unknown_format(capsys):
@@ -131,5 +131,5 @@ def test_cli_refuses_an_unknown_format(capsys):
 
 
 def test_parse_formats_keeps_registry_order():
-    assert formats.parse_formats("onnx, keras") == ["keras", "onnx"]
-    assert formats.parse_formats(None) == formats.parse_formats("all") == list(formats.FORMATS)
+    assert exporter.parse_formats("onnx, keras") == ["keras", "onnx"]
+    assert exporter.parse_formats(None) == exporter.parse_formats("all") == list(formats.FORMATS)
