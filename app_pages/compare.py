@@ -5,7 +5,7 @@ import streamlit as st
 from core.analysis import compare
 
 from core.store import runs
-from ui import charts, export, state, training
+from ui import charts, downloads, state, training
 
 SHOW = 18
 
@@ -74,7 +74,7 @@ for which, title in (("fixed", "Mistakes fixed"), ("new", "New mistakes")):
     if not rows:
         st.caption("None.")
         continue
-    st.download_button(f"{title} as CSV", export.to_csv(rows), file_name=f"{which}_{a.id}_{b.id}.csv",
+    st.download_button(f"{title} as CSV", downloads.to_csv(rows), file_name=f"{which}_{a.id}_{b.id}.csv",
                        mime="text/csv", key=f"cmp_csv_{which}", icon=":material/download:")
     for k, row in enumerate(rows[:SHOW]):
         if k % 6 == 0:

@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from core.analysis import metrics
-from ui import charts, export, fixes, label_search, state
+from ui import charts, downloads, fixes, label_search, state
 
 SHOW = 30
 
@@ -40,7 +40,7 @@ rows = [{"test index": int(i), "given label": names[g], "suggested label": names
          "confidence in given": round(float(cg), 4), "confidence in suggested": round(float(cs), 4)}
         for i, g, s, cg, cs in zip(issues["index"], issues["given"], issues["suggested"],
                                    issues["self_confidence"], issues["suggested_confidence"])]
-st.download_button("Download all as CSV", export.to_csv(rows), file_name=f"label_issues_{run.id}.csv",
+st.download_button("Download all as CSV", downloads.to_csv(rows), file_name=f"label_issues_{run.id}.csv",
                    mime="text/csv", icon=":material/download:", disabled=not rows)
 with st.expander("Per-class thresholds"):
     st.dataframe([{"class": c, "threshold": round(float(t), 4)} for c, t in zip(names, issues["thresholds"])],

@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from core.analysis import metrics
-from ui import charts, export, fixes, state
+from ui import charts, downloads, fixes, state
 from ui.gallery import Gallery
 
 ANY = -1
@@ -70,7 +70,7 @@ idx = idx[keep[idx]]  # test images a fix excluded are not this run's mistakes
 gallery = Gallery(run, ds, probs, prefix="m")
 
 # a callable is only run on the click: a rerun (every filter change) doesn't build the CSV
-st.download_button("Download these mistakes as CSV", lambda: export.to_csv([
+st.download_button("Download these mistakes as CSV", lambda: downloads.to_csv([
     {"test index": int(i), "true label": names[y[i]], "predicted label": names[pred[i]],
      "confidence": round(float(probs[i, pred[i]]), 4), "confidence in true": round(float(probs[i, y[i]]), 4)}
     for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:")

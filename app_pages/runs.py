@@ -6,7 +6,7 @@ import streamlit as st
 from core.model import compat
 
 from core.store import runs
-from ui import charts, export, fixes, state, training
+from ui import charts, downloads, fixes, state, training
 from ui.model_export import export_section
 
 st.title("Runs")
@@ -105,7 +105,7 @@ if len(picked) == 1:
                            mime="application/octet-stream", icon=":material/download:")
     hist = run.history().get("epochs", [])
     if hist:
-        c2.download_button("History as CSV", export.to_csv(hist), file_name=f"{run.id}_history.csv",
+        c2.download_button("History as CSV", downloads.to_csv(hist), file_name=f"{run.id}_history.csv",
                            mime="text/csv", icon=":material/table:")
         c2.download_button("History as JSON", json.dumps(hist, indent=1), file_name=f"{run.id}_history.json",
                            mime="application/json", icon=":material/data_object:")

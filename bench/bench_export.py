@@ -12,7 +12,7 @@ from pathlib import Path
 
 import common
 
-# the checks tests/test_exports.py holds, as targets here too: (format, metric) -> (bound, text)
+# the checks tests/export/test_exporter.py holds, as targets here too: (format, metric) -> (bound, text)
 TARGETS = {("tflite", "top1_agreement"): (1.0, "= 100 %"), ("tflite-int8", "top1_agreement"): (0.99, "≥ 99 %"),
            ("onnx", "top1_agreement"): (1.0, "= 100 %"), ("tflite", "max_abs_dprob"): (1e-4, "≤ 1e-4")}
 

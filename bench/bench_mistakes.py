@@ -28,7 +28,7 @@ def compute(model, ds):
 
 def _app_test():
     """AppTest on the entrypoint, keeping st.navigation after switch_page as a browser session does
-    (see tests/test_app.py: AppTest otherwise runs a switched-to page alone)."""
+    (see tests/app/test_app.py: AppTest otherwise runs a switched-to page alone)."""
     import streamlit.testing.v1.app_test as app_test
     from streamlit.runtime.pages_manager import PagesManager
 

@@ -197,7 +197,7 @@ def best_epoch_keeper(patience: int | None) -> list:
     """[EarlyStopping on val loss that restores the best epoch's weights], or [] without a patience.
 
     Keras 3.15 restores the best weights in on_train_end whenever it has them: after an early stop, when the
-    epochs run out first, and after a user's Stop (tests/test_training.py checks the middle case).
+    epochs run out first, and after a user's Stop (tests/train/test_trainer.py checks the middle case).
     """
     if not patience:
         return []

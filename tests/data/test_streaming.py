@@ -209,7 +209,7 @@ def test_pages_show_a_streamed_dataset_reading_only_the_images_on_screen(root, m
     from app_helpers import assert_clean, open_page
     from core.train.trainer import TrainConfig, train
 
-    class NavigationOnly(PagesManager):  # AppTest with st.navigation, as tests/test_hostile_app.py does
+    class NavigationOnly(PagesManager):  # AppTest with st.navigation, as tests/app/test_hostile_app.py does
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             PagesManager.uses_pages_directory = False
