@@ -28,15 +28,31 @@ venv() {
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$1"
 }
 
+web_runtime() {
+  # ONNX Runtime Web for the web-page export, pinned in web/package-lock.json, from the npm registry (never a CDN);
+  # npm ci only when the lock file changed since the last install
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "note: no npm here; the web-page export needs it (apt-get install npm, then run this again)" >&2; return 0
+  fi
+  cmp -s web/package-lock.json web/node_modules/.installed-lock.json && return 0
+  if (cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); then
+    cp web/package-lock.json web/node_modules/.installed-lock.json
+  else
+    echo "note: npm ci in web/ failed; the web-page export needs ONNX Runtime Web from it" >&2
+  fi
+}
+
 case "$what" in
   app)
     apt_install dataset-fashion-mnist
     venv requirements.txt
+    web_runtime
     exec "$VENV/bin/python" -m streamlit run streamlit_app.py "$@"
     ;;
   ray)
     apt_install dataset-fashion-mnist
     venv requirements-ray.txt
+    web_runtime
     CLASSIFIER_LAB_ENGINE=ray exec "$VENV/bin/python" -m streamlit run streamlit_app.py "$@"
     ;;
   test)
@@ -45,6 +61,7 @@ case "$what" in
       fonts-humor-sans fonts-klee fonts-kristi fonts-rufscript fonts-sjfonts fonts-tomsontalks fonts-yusei-magic \
       fonts-kaushanscript fonts-breip fonts-dejavu-core fonts-dejavu-extra fonts-liberation
     venv requirements-dev.txt
+    web_runtime
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

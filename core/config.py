@@ -93,7 +93,7 @@ RAY_CPUS = Setting("CLASSIFIER_LAB_RAY_CPUS", _number(0.01), None, "CPUs a Ray t
                    "2 (or fewer, on a smaller cluster)")
 RAY_GPUS = Setting("CLASSIFIER_LAB_RAY_GPUS", _number(0), 0.0, "GPUs a Ray training task asks for", "0")
 CHROMIUM = Setting("CLASSIFIER_LAB_CHROMIUM", _path, Path("/usr/bin/chromium"),
-                   "The Chromium the browser tests drive", group="tests")
+                   "The Chromium the web-page export is checked in, and the browser tests drive")
 SCREENSHOTS = Setting("CLASSIFIER_LAB_SCREENSHOTS", _path, None,
                       "Folder where the browser tests save the README's screenshots", "none saved", group="tests")
 

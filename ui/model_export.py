@@ -85,6 +85,8 @@ def check_text(result: dict | None) -> str:
         return "Built and checked when you click (a few seconds to a minute)."
     if not result.get("ok"):
         return f":red[✗ {result.get('error', 'failed')}]"
+    if result.get("unchecked"):
+        return f"✓ exported, {result['unchecked']} · {result['bytes'] / 1e6:.2f} MB ({result['exported_at']})"
     return (f"✓ top-1 agreement **{result['top1_agreement']:.1%}** · max |Δp| {result['max_abs_dprob']:.1g} · "
             f"{result['bytes'] / 1e6:.2f} MB · {result['latency_ms']:.2f} ms/image "
             f"({result['n']} test images, {result['exported_at']})")
@@ -104,6 +106,7 @@ def _rows(run: runs.Run, polling: bool) -> None:
     for name, fmt in formats.FORMATS.items():
         c1, c2 = st.columns([1, 3], vertical_alignment="center")
         failed = name in checks and not checks[name].get("ok")
+        why = fmt.missing()  # a runtime this machine lacks (the web page: ONNX Runtime Web from npm)
         if (path, name, mtime) in built:
             # the built zip as plain data: Streamlit's files are content-addressed, so this keeps the file the
             # click produced alive (an unreferenced one is dropped after two reruns, before a slow browser fetches)
@@ -112,8 +115,10 @@ def _rows(run: runs.Run, polling: bool) -> None:
             data, click = _builder(run, name, done), _mark
         c1.download_button(f"{fmt.title}", data, file_name=f"{run.id}-{name}.zip", mime="application/zip",
                            icon=":material/download:", key=f"export_{name}", on_click=click,
-                           args=((path, name),) if click is _mark else None, disabled=failed, width="stretch")
-        c2.caption(":orange[Building and checking…]" if (path, name) in pending else check_text(checks.get(name)))
+                           args=((path, name),) if click is _mark else None, disabled=failed or bool(why),
+                           width="stretch")
+        c2.caption(":orange[Building and checking…]" if (path, name) in pending
+                   else f":orange[{fmt.title} {why}]" if why else check_text(checks.get(name)))
 
 
 @st.fragment
@@ -132,8 +137,10 @@ def export_section(run: runs.Run) -> None:
         return
     with st.expander("Export to other runtimes", icon=":material/deployed_code:"):
         st.caption("Each zip holds the model, a model card (data, metrics, the exact input and preprocessing) and "
-                   "a predict.py. Every export is loaded back with its own runtime and compared with the Keras model "
-                   f"on {exporter.CHECK_IMAGES} test images.")
+                   "a predict.py; the web page's is a folder to open in any browser or put on any static host "
+                   "(index.html: draw, upload or camera, the model running in the browser). Every export is loaded "
+                   f"back with its own runtime and compared with the Keras model on {exporter.CHECK_IMAGES} test "
+                   "images (the web page in headless Chromium).")
         path = str(run.model_path)
         polling = any(p == path for p, _ in st.session_state.get(PENDING, {}))
         (_live if polling else _still)(run)

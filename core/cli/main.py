@@ -305,8 +305,8 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("--json", action="store_true", help="one JSON line per image")
     e = sub.add_parser("export", help="export a model to other formats, each checked against the Keras model")
     e.add_argument("--model", required=True, help=".keras path, run id, or bundled name (mnist, fashion_mnist)")
-    e.add_argument("--format", default="all", help="comma-separated: keras,savedmodel,tflite,tflite-int8,onnx "
-                   "(default: all)")
+    e.add_argument("--format", default="all", help="comma-separated: keras,savedmodel,tflite,tflite-int8,onnx,"
+                   "webpage (default: all)")
     e.add_argument("--out", required=True, help="folder for the zips (one per format)")
     e.add_argument("--json", action="store_true", help="one JSON line per format with its checks")
     e.add_argument("--runs-dir")

@@ -92,6 +92,8 @@ def cmd_export(args) -> int:
     for r in results:
         if args.json:
             print(json.dumps(r))
+        elif r["ok"] and r.get("unchecked"):
+            print(f"{r['format']:12s} {r['zip']}  {r['bytes'] / 1e6:.2f} MB  {r['unchecked']}")
         elif r["ok"]:
             print(f"{r['format']:12s} {r['zip']}  {r['bytes'] / 1e6:.2f} MB  agreement {r['top1_agreement']:.1%}  "
                   f"max |Δp| {r['max_abs_dprob']:.2g}  {r['latency_ms']:.2f} ms/image  ({r['export_seconds']:.1f} s)")

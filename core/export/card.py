@@ -162,13 +162,7 @@ def model_card(run, fmt, result: dict, info: dict) -> str:
         "",
         "## Checked on export",
         "",
-        f"This {fmt.title} file was loaded back with {fmt.runtime} and compared with the Keras model on "
-        f"{result.get('n', '?')} test images:",
-        "",
-        f"- top-1 agreement: {_percent(result.get('top1_agreement'))}",
-        f"- largest difference in any class probability: {result.get('max_abs_dprob', float('nan')):.2g}",
-        f"- model size: {result.get('bytes', 0) / 1e6:.2f} MB; one image takes {result.get('latency_ms', 0):.2f} ms "
-        "on the exporting machine",
+        *_checked(fmt, result),
         "",
         "## Input",
         "",
@@ -190,6 +184,27 @@ def model_card(run, fmt, result: dict, info: dict) -> str:
                   f"2. Crop to the ink and scale its longer side to {box} pixels (area averaging).",
                   f"3. Paste it into a black {shape[1]}×{shape[0]} frame with the ink's centre of mass at the "
                   "centre (MNIST's recipe), then stretch the values so the brightest pixel is 255."]
-    lines += ["", "`predict.py` beside this card does exactly this: "
-              f"`pip install numpy pillow {' '.join(fmt.requires)}` then `python predict.py image.png`.", ""]
+    if fmt.runner:
+        lines += ["", "`predict.py` beside this card does exactly this: "
+                  f"`pip install numpy pillow {' '.join(fmt.requires)}` then `python predict.py image.png`.", ""]
+    else:  # the web page
+        lines += ["", "The page does exactly this in the browser (`classifier.js`, the app's own code ported to "
+                  "JavaScript). Open `index.html` in any current browser, from this folder (no server, no internet) "
+                  "or from any static web host, and draw, upload a picture or use the camera; nothing leaves the "
+                  "browser.", ""]
     return "\n".join(lines)
+
+
+def _checked(fmt, result: dict) -> list[str]:
+    """The card's lines on the check made on export (or why there was none)."""
+    if result.get("unchecked"):
+        return [f"Exported but {result['unchecked']}."]
+    what = (f"This page was opened from its folder, the model run by {fmt.runtime}," if not fmt.runner
+            else f"This {fmt.title} file was loaded back with {fmt.runtime}")
+    size = (f"page size: {result.get('bytes', 0) / 1e6:.1f} MB (runtime and model included)" if not fmt.runner
+            else f"model size: {result.get('bytes', 0) / 1e6:.2f} MB")
+    return [f"{what} and compared with the Keras model on {result.get('n', '?')} test images:",
+            "",
+            f"- top-1 agreement: {_percent(result.get('top1_agreement'))}",
+            f"- largest difference in any class probability: {result.get('max_abs_dprob', float('nan')):.2g}",
+            f"- {size}; one image takes {result.get('latency_ms', 0):.2f} ms on the exporting machine"]

@@ -58,17 +58,20 @@ def check(fmt: Format, artifact: Path, x: np.ndarray, ref: np.ndarray) -> dict:
     from core.analysis.inference import softmax
 
     t0 = time.perf_counter()
-    run = fmt.load(artifact)
     xf = np.ascontiguousarray(x, dtype=np.float32)
-    probs = softmax(run(xf))
+    if fmt.measure is not None:  # it runs elsewhere (the web page: in Chromium), which also times it
+        probs, times = fmt.measure(artifact, xf, LATENCY_CALLS)
+    else:
+        run = fmt.load(artifact)
+        probs = softmax(run(xf))
+        one, times = xf[:1], []
+        run(one)  # warm-up: first calls allocate and compile
+        for _ in range(LATENCY_CALLS):
+            t = time.perf_counter()
+            run(one)
+            times.append(time.perf_counter() - t)
     if probs.shape != ref.shape:
         raise ExportError(f"it gives {probs.shape[1:]} outputs per image, the Keras model {ref.shape[1:]}")
-    one, times = xf[:1], []
-    run(one)  # warm-up: first calls allocate and compile
-    for _ in range(LATENCY_CALLS):
-        t = time.perf_counter()
-        run(one)
-        times.append(time.perf_counter() - t)
     return {"n": len(x), "top1_agreement": round(float((probs.argmax(1) == ref.argmax(1)).mean()), 4),
             "max_abs_dprob": float(np.abs(probs - ref).max()), "bytes": _size(artifact),
             "latency_ms": round(statistics.median(times) * 1000, 3),
@@ -120,16 +123,27 @@ def export_one(job: Job, fmt: Format, out_dir: Path, x: np.ndarray, ref: np.ndar
               "exported_at": runs.now()}
     stage = job.scratch / f"{job.run.id}-{fmt.name}"
     stage.mkdir()
+    why = fmt.missing()
+    if why:
+        result["error"] = f"{fmt.title}: {why}"
+        return result
     try:
         t0 = time.perf_counter()
         artifact = fmt.write(job, stage)
         result["export_seconds"] = round(time.perf_counter() - t0, 2)
-        result.update(check(fmt, artifact, x, ref), file=artifact.name)
+        unchecked = fmt.unchecked()
+        result.update({"unchecked": unchecked, "bytes": _size(artifact)} if unchecked else
+                      check(fmt, artifact, x, ref), file=artifact.name)
     except Exception as e:  # noqa: BLE001  converters raise anything; the other formats go on
         result["error"] = describe_failure(fmt, e, job.model)
         return result
-    (stage / "MODEL_CARD.md").write_text(model_card(job.run, fmt, result, info))
-    (stage / "predict.py").write_text(predict_py(fmt, info["class_names"], info["input_shape"], info["ink_box"]))
+    card = model_card(job.run, fmt, result, info)
+    (stage / "MODEL_CARD.md").write_text(card)
+    if fmt.runner:
+        (stage / "predict.py").write_text(predict_py(fmt, info["class_names"], info["input_shape"], info["ink_box"]))
+    if fmt.finish:
+        fmt.finish(artifact, card)
+        result["bytes"] = _size(artifact)  # the page, card included
     dest = Path(out_dir) / f"{stage.name}.zip"
     _zip(stage, dest)
     result.update(ok=True, zip=str(dest), zip_bytes=dest.stat().st_size)
@@ -190,7 +204,7 @@ def export(run: runs.Run, formats, out_dir: Path, runs_dir: Path | None = None, 
     except OSError as e:
         raise runs.RunError(f"cannot write to {out_dir}: {e.strerror or e}") from None
     with tempfile.TemporaryDirectory(prefix="export-") as scratch:
-        job = Job(run, model, Path(scratch))
+        job = Job(run, model, Path(scratch), info)
         results = [export_one(job, FORMATS[name], out_dir, x, ref, info) for name in names]
     try:
         record(run, results, runs_dir)

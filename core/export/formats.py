@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +14,7 @@ from core import LabError
 from core.model import compat
 
 from core.store import runs
+from core.export import webpage
 from core.export.card import RUN_KERAS, RUN_ONNX, RUN_SAVEDMODEL, RUN_TFLITE
 
 OPSET = 17  # ONNX opset: onnxruntime 1.16+ and every current browser/mobile runtime read it
@@ -29,7 +30,9 @@ class Job:
     run: runs.Run
     model: object
     scratch: Path
+    info: dict = field(default_factory=dict)  # the facts for the card (exporter.reference): classes, input, title
     _saved_model: Path | None = None
+    _onnx: Path | None = None
 
     def serve(self):
         """The inference graph (training=False: augmentation and BatchNorm as at prediction time)."""
@@ -43,6 +46,14 @@ class Job:
         if self._saved_model is None:
             self._saved_model = write_savedmodel(self, self.scratch / "saved_model_for_tflite")
         return self._saved_model
+
+    def onnx(self) -> Path:
+        """The model as ONNX in the scratch folder (converted once: the ONNX export and the web page share it)."""
+        if self._onnx is None:
+            folder = self.scratch / "onnx_model"
+            folder.mkdir()
+            self._onnx = _convert_onnx(self, folder / "model.onnx")
+        return self._onnx
 
 
 # --- writers: (job, folder) -> the artifact's path --------------------------------------------------------
@@ -102,7 +113,7 @@ class _Collect(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def write_onnx(job: Job, folder: Path) -> Path:
+def _convert_onnx(job: Job, dest: Path) -> Path:
     """ONNX through tf2onnx from the inference graph (Keras's own ONNX export has the training=None trace)."""
     import tf2onnx
     from keras.src.export.tf2onnx_lib import patch_tf2onnx  # Keras's numpy-2 fixes for tf2onnx 1.17
@@ -111,7 +122,6 @@ def write_onnx(job: Job, folder: Path) -> Path:
         warnings.simplefilter("ignore", FutureWarning)
         patch_tf2onnx()
     fn, spec = job.serve()
-    dest = folder / "model.onnx"
     errors, log = _Collect(), logging.getLogger("tf2onnx")
     log.addHandler(errors)
     try:  # tf2onnx logs unsupported ops and still writes a model no runtime can load: make that an error
@@ -122,6 +132,15 @@ def write_onnx(job: Job, folder: Path) -> Path:
     if unsupported:
         raise ExportError("\n".join(unsupported))
     return dest
+
+
+def write_onnx(job: Job, folder: Path) -> Path:
+    return Path(shutil.copyfile(job.onnx(), folder / "model.onnx"))
+
+
+def write_webpage(job: Job, folder: Path) -> Path:
+    """The web page: index.html, the model (the ONNX export's) and ONNX Runtime Web; the folder is the page."""
+    return webpage.build(folder, job.onnx(), job.info)
 
 
 # --- runners: artifact path -> (uint8/float batch -> logits) ---------------------------------------------
@@ -171,8 +190,13 @@ class Format:
     runtime: str  # what loads it back, for the card
     requires: tuple[str, ...]  # pip packages predict.py needs besides numpy and pillow
     write: Callable[[Job, Path], Path]
-    load: Callable[[Path], Callable]
-    runner: str  # predict.py's loading code, defining logits(x)
+    load: Callable[[Path], Callable] | None  # artifact -> (float32 batch -> logits), in this process
+    runner: str | None  # predict.py's loading code, defining logits(x); None: no predict.py (the web page)
+    # formats that run elsewhere (the web page, in Chromium): (artifact, x, calls) -> (probabilities, one-image times in s)
+    measure: Callable[[Path, np.ndarray, int], tuple[np.ndarray, list[float]]] | None = None
+    unchecked: Callable[[], str | None] = lambda: None  # why this machine cannot check it (exported unchecked)
+    missing: Callable[[], str | None] = lambda: None  # why this machine cannot build it (a runtime not installed)
+    finish: Callable[[Path, str], None] | None = None  # (artifact, model card) -> the card shown inside it
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
@@ -185,4 +209,6 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("tflite-int8", "TFLite int8 (dynamic range)", "the LiteRT interpreter (ai-edge-litert)",
            ("ai-edge-litert",), write_tflite_int8, run_tflite, RUN_TFLITE.format(file="model_int8.tflite")),
     Format("onnx", "ONNX", "onnxruntime", ("onnxruntime",), write_onnx, run_onnx, RUN_ONNX),
+    Format("webpage", "Web page", "ONNX Runtime Web in headless Chromium", (), write_webpage, None, None,
+           measure=webpage.measure, unchecked=webpage.unchecked, missing=webpage.missing, finish=webpage.add_card),
 )}
