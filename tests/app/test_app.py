@@ -565,8 +565,20 @@ def test_runs_page_export_section_shows_each_format_and_its_checks(mnist_run, ap
     assert [d.label for d in at.get("download_button") if d.label in titles] == titles  # one each, in order
     texts = [c.value for c in at.caption]
     assert any(t.startswith(f"✓ top-1 agreement **{done[0]['top1_agreement']:.1%}**") for t in texts), texts
-    assert sum(t.startswith("Built and checked when you click") for t in texts) == len(formats.FORMATS) - 1
+    buildable = [f for f in formats.FORMATS.values() if not f.missing()]  # the web page needs npm's runtime
+    assert sum(t.startswith("Built and checked when you click") for t in texts) == len(buildable) - 1
     assert runs.load_run(mnist_run.path).usable
+
+
+def test_runs_page_says_the_web_page_needs_npm_where_it_is_missing(mnist_run, app_env, monkeypatch, tmp_path):
+    from core.export import webpage
+
+    monkeypatch.setattr(webpage, "ORT", tmp_path / "no-node-modules")  # as on a machine without npm's install
+    at = open_page(new_app(mnist_run), "app_pages/runs.py")
+    select_rows(at, [at.dataframe[0].value["run"].tolist().index(mnist_run.id)])
+    assert_clean(at, "export section without npm")
+    assert [d.disabled for d in at.get("download_button") if d.label == "Web page"] == [True]
+    assert any(c.value.startswith(":orange[Web page needs ONNX Runtime Web from npm") for c in at.caption)
 
 
 def test_fixes_page_lists_a_fix_and_undoes_it(mnist_run, app_env):
