@@ -24,12 +24,30 @@
 
   // --- small numpy equivalents (float32 where numpy works in float32) -------------------------------------
 
+  function select(a, k) {
+    // rearrange a so that a[k] is its k-th smallest value, smaller ones before it (Hoare's quickselect)
+    let lo = 0, hi = a.length - 1;
+    while (lo < hi) {
+      const pivot = a[(lo + hi) >> 1];
+      let i = lo, j = hi;
+      while (i <= j) {
+        while (a[i] < pivot) i++;
+        while (a[j] > pivot) j--;
+        if (i <= j) { const t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+      }
+      if (k <= j) hi = j; else if (k >= i) lo = i; else break;
+    }
+    return a[k];
+  }
+
   function median(values, float32) {
     // np.median: the middle value, or the mean of the two middle ones (computed in the array's dtype)
-    const sorted = (float32 ? Float32Array.from(values) : Float64Array.from(values)).sort();
-    const n = sorted.length, m = n >> 1;
-    if (n % 2) return sorted[m];
-    return float32 ? f32(f32(sorted[m - 1] + sorted[m]) / 2) : (sorted[m - 1] + sorted[m]) / 2;
+    const a = float32 ? Float32Array.from(values) : Float64Array.from(values);
+    const n = a.length, m = n >> 1, upper = select(a, m);
+    if (n % 2) return upper;
+    let lower = -Infinity;  // the largest of the values before the m-th
+    for (let i = 0; i < m; i++) if (a[i] > lower) lower = a[i];
+    return float32 ? f32(f32(lower + upper) / 2) : (lower + upper) / 2;
   }
 
   function where(values, mask, want) {  // values[mask == want], as a typed array of the same kind
@@ -170,7 +188,7 @@
     if (light) for (let i = 0; i < v.length; i++) v[i] = f32(255.0 - v[i]);
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < v.length; i++) { lo = Math.min(lo, v[i]); hi = Math.max(hi, v[i]); }
-    if (hi - lo === 0) return {light, level: () => v[0], min: v[0]};
+    if (hi - lo === 0) return {light, plane: [v[0], 0, 0], min: v[0]};
     // the paper as a plane fitted to the band's background pixels, refitted without what the first fit left far above
     const n = v.length, ys = new Float64Array(n), xs = new Float64Array(n);
     for (let i = 0; i < n; i++) { ys[i] = Math.floor(idx[i] / s.w) * step; xs[i] = (idx[i] % s.w) * step; }
@@ -192,10 +210,9 @@
       for (let i = 0; i < n; i++) fit[i] = resid[i] - mid <= 2.5 * sigma + 1e-6 ? 1 : 0;
     }
     const A = f32(coef[0] + 3.0 * sigma), B = f32(coef[1]), C = f32(coef[2]);
-    const level = (y, x) => f32(f32(A + f32(B * y)) + f32(C * x));
     let min = Infinity;  // a plane, rounded monotonically: its lowest point is a corner
-    for (const y of [0, gray.h - 1]) for (const x of [0, gray.w - 1]) min = Math.min(min, level(y, x));
-    return {light, level, min};
+    for (const y of [0, gray.h - 1]) for (const x of [0, gray.w - 1]) min = Math.min(min, f32(f32(A + f32(B * y)) + f32(C * x)));
+    return {light, plane: [A, B, C], min};
   }
 
   // --- Pillow's resampling (Resample.c), reduce (Reduce.c) and alpha composite, for bit-equal results ------
@@ -280,12 +297,18 @@
     for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) {
       const y1 = Math.min(y * factor + factor, h), x1 = Math.min(x * factor + factor, w);
       const area = (y1 - y * factor) * (x1 - x * factor);
-      const mult = Math.trunc(f32(4294967296 / f32(256 * area)));
-      for (let c = 0; c < 4; c++) {
-        let ss = Math.floor(area / 2);
-        for (let yy = y * factor; yy < y1; yy++) for (let xx = x * factor; xx < x1; xx++) ss += pre[(yy * w + xx) * 4 + c];
-        out[(y * ow + x) * 4 + c] = Math.floor(ss * mult / 16777216);
+      const mult = Math.trunc(f32(4294967296 / f32(256 * area))), amend = Math.floor(area / 2);
+      let s0 = amend, s1 = amend, s2 = amend, s3 = amend;
+      for (let yy = y * factor; yy < y1; yy++) {
+        for (let i = (yy * w + x * factor) * 4, end = (yy * w + x1) * 4; i < end; i += 4) {
+          s0 += pre[i]; s1 += pre[i + 1]; s2 += pre[i + 2]; s3 += pre[i + 3];
+        }
       }
+      const o4 = (y * ow + x) * 4;
+      out[o4] = Math.floor(s0 * mult / 16777216);
+      out[o4 + 1] = Math.floor(s1 * mult / 16777216);
+      out[o4 + 2] = Math.floor(s2 * mult / 16777216);
+      out[o4 + 3] = Math.floor(s3 * mult / 16777216);
       const o = (y * ow + x) * 4, a = out[o + 3];
       if (a !== 255 && a !== 0) for (let c = 0; c < 3; c++) out[o + c] = Math.min(255, Math.floor(255 * out[o + c] / a));
     }
@@ -344,14 +367,19 @@
         }
       }
     }
-    const {light, level, min} = floorOf(gray);
+    const {light, plane: [A, B, C], min} = floorOf(gray);
     const out = plane(gray.h, gray.w);
     if (min >= 254.0) return out;
-    for (let y = 0; y < gray.h; y++) for (let x = 0; x < gray.w; x++) {
-      const i = y * gray.w + x, g = light ? f32(255.0 - gray.d[i]) : gray.d[i];
-      const fl = Math.min(level(y, x), 254.0);
-      const v = f32(f32(g - fl) * f32(255.0 / f32(255.0 - fl)));
-      out.d[i] = Math.min(Math.max(v, 0.0), 255.0);
+    const cx = new Float32Array(gray.w);
+    for (let x = 0; x < gray.w; x++) cx[x] = C * x;
+    for (let y = 0; y < gray.h; y++) {
+      const row = f32(A + f32(B * y));
+      for (let x = 0, i = y * gray.w; x < gray.w; x++, i++) {
+        const g = light ? f32(255.0 - gray.d[i]) : gray.d[i];
+        const fl = Math.min(f32(row + cx[x]), 254.0);
+        const v = f32(f32(g - fl) * f32(255.0 / f32(255.0 - fl)));
+        out.d[i] = v < 0.0 ? 0.0 : v > 255.0 ? 255.0 : v;
+      }
     }
     return out;
   }
@@ -379,7 +407,7 @@
   function mnistStyle(g, size, box) {
     // crop to the ink, fit its longer side to `box`, centre of mass at the centre -> Uint8Array size*size
     let peak = 0;
-    for (const v of g.d) peak = Math.max(peak, v);
+    for (let i = 0; i < g.d.length; i++) if (g.d[i] > peak) peak = g.d[i];
     if (peak > 0 && peak <= 1.0) { g = plane(g.h, g.w, Float32Array.from(g.d, v => f32(v * 255.0))); peak = f32(peak * 255.0); }
     if (peak < MIN_INK) throw new BlankImage(DRAW_HINT);
     const thr = f32(Math.max(MASK_FRACTION * peak, MIN_INK / 2));

@@ -113,6 +113,7 @@
       const pixels = pixelsOf(bitmap, bitmap.width, bitmap.height);
       const preview = $("preview");
       preview.width = bitmap.width; preview.height = bitmap.height;
+      preview.style.imageRendering = bitmap.width < 200 ? "pixelated" : "auto";  // small digits stay sharp
       preview.getContext("2d").drawImage(bitmap, 0, 0);
       preview.hidden = false;
       bitmap.close();
