@@ -1,13 +1,15 @@
 /* Classifier Lab in the browser: a model exported to ONNX, run by ONNX Runtime Web (WebAssembly, one thread),
- * with the app's own preprocessing (core/inference.py) ported line by line, so a picture gives the model the
- * same input here as in the app. One classic script, no imports: it works from file:// and any static host.
+ * with the app's own preprocessing (core/analysis/inference.py) ported line by line, so a picture gives the model
+ * the same input here as in the app. One classic script, no imports: it works from file:// and any static host.
+ * Used by the web-page export (core/export/webpage.py); meant for any page that runs a model in the browser.
  *
  *   const clf = await ClassifierLab.load({model, wasm, glue, meta});   // bytes or gzip+base64 strings
  *   const out = await clf.classify(imageData);   // {input, probs, top}; throws ClassifierLab.BlankImage
  *   const probs = await clf.probabilities(batch, n);   // raw 0-255 float32 inputs, n images -> n x C
  *
  * meta: {classes: [...], input_shape: [h, w] or [h, w, 3], ink_box: 20 | null}. ImageData-like inputs are
- * {data: RGBA bytes, width, height} (a canvas's getImageData); preprocess() needs no DOM (tests run it in node).
+ * {data: RGBA bytes, width, height} (a canvas's getImageData); preprocess() needs no DOM, nor the runtime.
+ * Without `wasm`/`glue`, ONNX Runtime Web looks for its own files beside ort.wasm.min.js, its default.
  */
 (function (root) {
   "use strict";
@@ -142,7 +144,7 @@
   }
 
   function paperOf(s, band) {
-    // whether the background is light, and which band pixels are background (core.inference._paper)
+    // whether the background is light, and which band pixels are background (inference._paper)
     const whole = {light: median(band, true) > 127.5, paper: null};
     const t = otsu(s.d), high = new Uint8Array(band.length);
     let nHigh = 0;
@@ -179,7 +181,7 @@
   }
 
   function floorOf(gray) {
-    // whether to flip, and the per-pixel level at or below which the flipped image is paper (core.inference._floor)
+    // whether to flip, and the per-pixel level at or below which the flipped image is paper (inference._floor)
     const {plane: s, step} = strided(gray);
     const all = borderIndex(s.h, s.w);
     const {light, paper} = paperOf(s, take(s.d, all));
@@ -211,7 +213,9 @@
     }
     const A = f32(coef[0] + 3.0 * sigma), B = f32(coef[1]), C = f32(coef[2]);
     let min = Infinity;  // a plane, rounded monotonically: its lowest point is a corner
-    for (const y of [0, gray.h - 1]) for (const x of [0, gray.w - 1]) min = Math.min(min, f32(f32(A + f32(B * y)) + f32(C * x)));
+    for (const y of [0, gray.h - 1]) {
+      for (const x of [0, gray.w - 1]) min = Math.min(min, f32(f32(A + f32(B * y)) + f32(C * x)));
+    }
     return {light, plane: [A, B, C], min};
   }
 
@@ -310,7 +314,8 @@
       out[o4 + 2] = Math.floor(s2 * mult / 16777216);
       out[o4 + 3] = Math.floor(s3 * mult / 16777216);
       const o = (y * ow + x) * 4, a = out[o + 3];
-      if (a !== 255 && a !== 0) for (let c = 0; c < 3; c++) out[o + c] = Math.min(255, Math.floor(255 * out[o + c] / a));
+      if (a === 255 || a === 0) continue;
+      for (let c = 0; c < 3; c++) out[o + c] = Math.min(255, Math.floor(255 * out[o + c] / a));
     }
     return {width: ow, height: oh, data: out};
   }
@@ -351,8 +356,9 @@
   }
 
   function toGrayInk(img) {
-    // any picture -> float32 plane, bright ink on a 0 background (core.inference.to_gray_ink)
-    if (Math.max(img.width, img.height) > 2 * WORK_SIDE) img = reduceRGBA(img, Math.floor(Math.max(img.width, img.height) / WORK_SIDE));
+    // any picture -> float32 plane, bright ink on a 0 background (inference.to_gray_ink)
+    const side = Math.max(img.width, img.height);
+    if (side > 2 * WORK_SIDE) img = reduceRGBA(img, Math.floor(side / WORK_SIDE));  // big photos: box-reduced first
     let {gray, alpha} = channels(img);
     if (alpha) {
       const sa = strided(alpha).plane;
@@ -385,7 +391,7 @@
   }
 
   function inkBox(mask, h, w) {
-    // bounding box (top, bottom, left, right; exclusive ends) minus tiny far-off specks (core.inference._ink_box)
+    // bounding box (top, bottom, left, right; exclusive ends) minus tiny far-off specks (inference._ink_box)
     const rows = new Float64Array(h), cols = new Float64Array(w);
     let total = 0;
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (mask[y * w + x]) { rows[y]++; cols[x]++; total++; }
@@ -408,7 +414,10 @@
     // crop to the ink, fit its longer side to `box`, centre of mass at the centre -> Uint8Array size*size
     let peak = 0;
     for (let i = 0; i < g.d.length; i++) if (g.d[i] > peak) peak = g.d[i];
-    if (peak > 0 && peak <= 1.0) { g = plane(g.h, g.w, Float32Array.from(g.d, v => f32(v * 255.0))); peak = f32(peak * 255.0); }
+    if (peak > 0 && peak <= 1.0) {  // 0..1 images
+      g = plane(g.h, g.w, Float32Array.from(g.d, v => f32(v * 255.0)));
+      peak = f32(peak * 255.0);
+    }
     if (peak < MIN_INK) throw new BlankImage(DRAW_HINT);
     const thr = f32(Math.max(MASK_FRACTION * peak, MIN_INK / 2));
     const mask = new Uint8Array(g.d.length);
@@ -419,7 +428,9 @@
     let filled = 0;
     for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) filled += mask[y * g.w + x];
     const fill = filled / (h * w);
-    if (fill > 0.65 && h / w >= 0.67 && h / w <= 1.5 && extent < 0.12 * Math.max(g.h, g.w)) throw new BlankImage(DRAW_HINT);
+    if (fill > 0.65 && h / w >= 0.67 && h / w <= 1.5 && extent < 0.12 * Math.max(g.h, g.w)) {
+      throw new BlankImage(DRAW_HINT);  // a round, filled, small blob is a click of the brush, not a digit
+    }
 
     const crop = new Float32Array(h * w);
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) crop[y * w + x] = g.d[(top + y) * g.w + left + x];
@@ -455,8 +466,15 @@
     // flatten transparency onto white, resize bilinear to w x h (core.images.fit_rgb)
     let opaque = true;
     for (let i = 3; i < img.data.length; i += 4) if (img.data[i] !== 255) { opaque = false; break; }
-    const rgb = opaque ? Uint8Array.from({length: img.width * img.height * 3}, (_, i) => img.data[Math.floor(i / 3) * 4 + i % 3])
-      : onBackground(img, 255);
+    let rgb;
+    if (opaque) {
+      rgb = new Uint8Array(img.width * img.height * 3);
+      for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+        rgb[i] = img.data[j]; rgb[i + 1] = img.data[j + 1]; rgb[i + 2] = img.data[j + 2];
+      }
+    } else {
+      rgb = onBackground(img, 255);
+    }
     const x = resize(rgb, img.width, img.height, 3, w, h, "bilinear", true);
     let flat = true;
     for (let c = 0; c < 3 && flat; c++) {
@@ -469,7 +487,7 @@
   }
 
   function preprocess(img, inputShape, box) {
-    // one model input (Uint8Array, row-major inputShape) from RGBA pixels (core.inference.preprocess)
+    // one model input (Uint8Array, row-major inputShape) from RGBA pixels (inference.preprocess)
     const [h, w] = inputShape;
     if (inputShape.length === 3 && inputShape[2] === 3) return fitRGB(img, h, w);
     const side = Math.max(h, w);

@@ -145,9 +145,14 @@
   // --- tabs ----------------------------------------------------------------------------------------------
   document.querySelectorAll("[role=tab]").forEach(tab => tab.addEventListener("click", () => {
     document.querySelectorAll("[role=tab]").forEach(t => t.setAttribute("aria-selected", String(t === tab)));
-    document.querySelectorAll("[role=tabpanel]").forEach(p => { p.hidden = p.id !== tab.getAttribute("aria-controls"); });
+    const panel = tab.getAttribute("aria-controls");
+    document.querySelectorAll("[role=tabpanel]").forEach(p => { p.hidden = p.id !== panel; });
     $("result").hidden = true;
-    if (tab.id !== "tab-camera" && stream) { stream.getTracks().forEach(t => t.stop()); stream = null; $("snap").disabled = true; }
+    if (tab.id !== "tab-camera" && stream) {  // leaving the camera turns it off
+      stream.getTracks().forEach(t => t.stop());
+      stream = null;
+      $("snap").disabled = true;
+    }
   }));
 
   // --- start ---------------------------------------------------------------------------------------------
@@ -156,7 +161,8 @@
     const row = document.createElement("div");
     row.className = "row";
     row.dataset.class = name;
-    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span><span class="value"></span>';
+    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span>' +
+      '<span class="value"></span>';
     row.querySelector(".name").textContent = name;
     bars.appendChild(row);
   });
@@ -169,5 +175,8 @@
       say(`Model loaded in ${(performance.now() - t0).toFixed(0)} ms. ` +
           (drawing ? "Draw on the black square." : "Upload a photo, or take one with the camera."));
     })
-    .catch(e => { document.body.dataset.ready = "failed"; say(`The model could not be loaded: ${e.message}`, "error"); });
+    .catch(e => {
+      document.body.dataset.ready = "failed";
+      say(`The model could not be loaded: ${e.message}`, "error");
+    });
 })();
