@@ -7,7 +7,7 @@ from ui import state
 st.set_page_config(page_title="Classifier Lab", page_icon=":material/neurology:", layout="wide")
 state.warm_tensorflow()
 
-page = st.navigation({  # sections in the order of the loop: data → train → improve it → understand it
+page = st.navigation({  # sections in the order of the loop: data → train → improve → understand → share
     "Data": [
         st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("app_pages/data.py", title="Data", icon=":material/dataset:"),
@@ -29,6 +29,9 @@ page = st.navigation({  # sections in the order of the loop: data → train → 
         st.Page("app_pages/embedding_map.py", title="Embedding map", icon=":material/scatter_plot:"),
         st.Page("app_pages/metrics.py", title="Metrics", icon=":material/analytics:"),
         st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
+    ],
+    "Share": [
+        st.Page("app_pages/share.py", title="Share", icon=":material/share:"),
     ],
 }, expanded=True)  # every page in view: past ten Streamlit would hide the rest behind "View more"
 state.sidebar()

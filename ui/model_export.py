@@ -1,4 +1,4 @@
-"""Runs page: download a model exported to other runtimes, each export's checks shown beside it."""
+"""Runs and Share pages: download a model exported to other runtimes, each export's checks shown beside it."""
 from __future__ import annotations
 
 import io
@@ -14,9 +14,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.export import exporter, formats
-
-
 from core.store import runs
+
 PENDING = "export_pending"  # session key: {(model path, format): time clicked} for builds not finished yet
 DONE = "export_done"  # session key: a plain dict the build threads mark (they have no Streamlit context)
 BUILT = "export_built"  # session key: {(model path, format, mtime)} whose zip sits in the cache
@@ -131,11 +130,11 @@ def _live(run: runs.Run) -> None:
     _rows(run, polling=True)
 
 
-def export_section(run: runs.Run) -> None:
+def export_section(run: runs.Run, expanded: bool = False) -> None:
     """Export the selected model: one zip per format (model, model card, predict.py), checked on export."""
     if not run.usable or not run.model_path.exists():
         return
-    with st.expander("Export to other runtimes", icon=":material/deployed_code:"):
+    with st.expander("Export to other runtimes", icon=":material/deployed_code:", expanded=expanded):
         st.caption("Each zip holds the model, a model card (data, metrics, the exact input and preprocessing) and "
                    "a predict.py; the web page's is a folder to open in any browser or put on any static host "
                    "(index.html: draw, upload or camera, the model running in the browser). Every export is loaded "

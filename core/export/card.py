@@ -30,7 +30,7 @@ def mnist_style(img):
         g, border = 255 - g, 255 - border
     g = np.clip(g - np.median(border), 0, None)
     if g.max() <= 0:
-        raise InvalidValue("nothing drawn")
+        raise ValueError("nothing drawn")
     rows, cols = np.flatnonzero((g > 0.2 * g.max()).any(1)), np.flatnonzero((g > 0.2 * g.max()).any(0))
     crop = g[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = crop.shape
@@ -77,8 +77,6 @@ if __name__ == "__main__":
 # the same loading and running, as predict.py code (HERE, np are defined there)
 RUN_KERAS = '''import custom_layers  # noqa: F401  registers the app's augmentation layer (inactive at inference)
 import keras
-
-from core import InvalidValue
 
 model = keras.models.load_model(HERE / "model.keras", compile=False)
 
