@@ -74,10 +74,11 @@ def images_hash(images: np.ndarray) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def save_test(model, images: np.ndarray, folder: Path) -> Path | None:
-    """Write the test set's reduced embeddings (float16) to folder/STORED, atomically; None without a hidden layer."""
+def save_test(model, images: np.ndarray, folder: Path, full: np.ndarray | None = None) -> Path | None:
+    """Write the test set's reduced embeddings (float16) to folder/STORED, atomically; None without a hidden layer.
+    `full`: the model's last-hidden-layer activations when already computed (a pretrained model's cached features)."""
     try:
-        emb = reduce(embeddings(model, images))
+        emb = reduce(embeddings(model, images) if full is None else full)
     except ValueError:
         return None  # no hidden layer: nothing to map, the page says so
     path, tmp = Path(folder) / STORED, Path(folder) / f".{STORED}.tmp.npz"  # np.savez keeps a .npz name as is

@@ -66,7 +66,8 @@ def _progress(feed, active) -> None:
 def _config(args, **values) -> TrainConfig | int:
     """The TrainConfig the shared flags describe, checked; or 1 after printing why it cannot work."""
     flags = {"arch": "arch", "epochs": "epochs", "batch_size": "batch_size", "learning_rate": "lr",
-             "augment": "augment", "schedule": "schedule", "early_stopping_patience": "early_stopping"}
+             "augment": "augment", "schedule": "schedule", "early_stopping_patience": "early_stopping",
+             "fine_tune_blocks": "fine_tune_blocks"}
     given = {name: getattr(args, flag) for name, flag in flags.items() if hasattr(args, flag)}
     if "arch" in given and given["arch"] is None:
         given["arch"] = default_arch(args.dataset)  # auto for own datasets, dense otherwise
@@ -255,6 +256,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     t.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a lower val loss and keep the best epoch's weights")
+    t.add_argument("--fine-tune-blocks", type=int, default=0, metavar="N",
+                   help="efficientnet_lite0: also train its last N blocks (0-16), from cached inputs; use a low --lr")
     f = sub.add_parser("lr-find", help="learning-rate range test: suggest a learning rate")
     f.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     f.add_argument("--batch-size", type=int)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from core import InvalidValue
-from core.model import recipes
+from core.model import pretrained, recipes
 
 # Keras's 0.99 lags behind the weights for hundreds of steps: with 57 steps an epoch (the offline MNIST
 # subset) validation accuracy sat near 10 % for seven epochs. 0.9 tracks within an epoch.
@@ -130,10 +130,15 @@ def cnn_strong(input_shape, num_classes, augment: bool = False, augment_profile:
 
 
 def auto(input_shape, num_classes, side: int = 48, augment: bool = True, augment_profile: str = "photos",
-         seed: int | None = None, width: int = 24, edges: bool = False, **_):
-    """Resize to `side`, augment, three BatchNorm conv blocks, global average pooling: small data (`auto`)."""
+         seed: int | None = None, width: int = 24, edges: bool = False, pretrained: bool = False, **_):
+    """Resize to `side`, augment, three BatchNorm conv blocks, global average pooling: small data (`auto`);
+    or, when the recipe chose it (core.model.recipes.plan_auto), the pretrained EfficientNet-Lite0 at `side`."""
     import keras
     from keras import layers
+
+    if pretrained:
+        from core.model.pretrained import efficientnet_lite0
+        return efficientnet_lite0(input_shape, num_classes, side=side)
 
     inputs, x = _inputs(input_shape)
     if x.shape[1] > side or x.shape[2] > side:  # inside the model: every page feeds it the dataset's own size
@@ -184,6 +189,12 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
                  f"{recipes.MIN_STEPS} steps.", auto, {"epochs": 8, "batch_size": 32, "learning_rate": 3e-3,
                                                 "optimizer": "adamw", "schedule": "cosine"},
                  plan=recipes.plan_auto),
+    Architecture("efficientnet_lite0", "EfficientNet-Lite0 (pretrained)", "Google's ImageNet EfficientNet-Lite0, "
+                 "frozen, with a dropout + dense head: strong on few photos. Its features are computed once per "
+                 "image and cached, so retraining is quick; optionally fine-tune its last blocks at a low learning "
+                 "rate.", pretrained.efficientnet_lite0, {"epochs": 30, "batch_size": 32, "learning_rate": 1e-3,
+                                                          "optimizer": "adam", "schedule": "cosine"},
+                 plan=pretrained.plan),
 ]}
 
 

@@ -53,17 +53,43 @@ def colour_informative(x: np.ndarray, y: np.ndarray, sample: int = 400, seed: in
     return float(((pred == labels).mean() - chance) / max(1 - chance, 1e-9))
 
 
+def pretrained_choice(kind: str, n: int) -> tuple[bool, str]:
+    """Whether `auto` takes the pretrained EfficientNet-Lite0, and why (the rule, recorded in the run).
+
+    The rule: photo-like images (not drawings) and fewer than LARGE_N of them. There ImageNet features beat a
+    small CNN trained from scratch (bench/bench_fewshot.py: Fashion-MNIST photos, 40 a class); drawings keep
+    the stroke-augmented CNN, and big sets have the examples to learn from scratch without a one-off
+    extraction of minutes."""
+    from core.model import efficientnet_lite
+
+    if kind == "drawings":
+        return False, "drawings: the from-scratch CNN with stroke augmentation"
+    if n >= LARGE_N:
+        return False, f"{n:,} training images (≥ {LARGE_N:,}): enough to learn from scratch"
+    ok, line = efficientnet_lite.status()
+    if not ok:
+        return False, f"pretrained backbone unavailable ({line})"
+    return True, f"photo-like images, {n:,} of them (< {LARGE_N:,}): ImageNet features beat learning from scratch"
+
+
 def plan_auto(x_train: np.ndarray, y_train: np.ndarray, cfg) -> dict:
-    """Input side, augmentation profile and steps per epoch for the `auto` architecture."""
+    """Input side, augmentation profile and steps per epoch for the `auto` architecture, or the pretrained
+    backbone when pretrained_choice() says so."""
     n = len(y_train)
     kind = image_kind(x_train)
+    steps = max(math.ceil(n / cfg.batch_size), MIN_STEPS)
+    use, why = pretrained_choice(kind, n)
+    if use:
+        from core.model.pretrained import side_for
+        return {"kind": kind, "choice": "efficientnet_lite0", "why": why, "steps_per_epoch": steps,
+                "model": {"pretrained": True, "side": side_for(n)}}
     colour = colour_informative(x_train, y_train) if kind == "photos" else 0.0
     if kind == "photos" and colour < COLOUR_MIN:
         kind = "shapes"  # colour tells the classes apart no better than chance: teach the model to ignore it
     side = min(SMALL_SIDE if n < LARGE_N else LARGE_SIDE, *x_train.shape[1:3])
     augment = True if cfg.augment is None else bool(cfg.augment)
-    steps = max(math.ceil(n / cfg.batch_size), MIN_STEPS)
-    return {"kind": kind, "colour_signal": round(colour, 3), "steps_per_epoch": steps,
+    return {"kind": kind, "choice": "from scratch", "why": why, "colour_signal": round(colour, 3),
+            "steps_per_epoch": steps,
             "model": {"side": int(side), "augment": augment, "edges": kind == "shapes",
                       "augment_profile": "digits" if kind == "drawings" else "photos"}}
 

@@ -34,12 +34,15 @@ def hold_out(prep: fixes.Prepared, cfg):
     return rest, (take(ds.x_train, held), ds.y_train[held], prep.train_keys[held])
 
 
-def save_heldout(run_dir: Path, model, x: np.ndarray, labels: np.ndarray, keys: np.ndarray) -> None:
-    """The fold model's probabilities on the items it never saw, written atomically next to its model."""
+def save_heldout(run_dir: Path, model, x: np.ndarray, labels: np.ndarray, keys: np.ndarray,
+                 probs: np.ndarray | None = None) -> None:
+    """The fold model's probabilities on the items it never saw (`probs` when already computed), written
+    atomically next to its model."""
     from core.analysis.inference import predict
 
+    probs = predict(model, x) if probs is None else probs
     tmp = run_dir / f".{HELDOUT}.tmp.npz"
-    np.savez(tmp, probs=predict(model, x).astype(np.float32), labels=np.asarray(labels, np.int64),
+    np.savez(tmp, probs=np.asarray(probs, np.float32), labels=np.asarray(labels, np.int64),
              keys=np.asarray(keys, str))
     os.replace(tmp, run_dir / HELDOUT)
 

