@@ -24,7 +24,7 @@ import common
 TARGET_ACC, TARGET_TRAIN_S, TARGET_FIRST_S, TARGET_AGAIN_S = 0.85, 120.0, 60.0, 10.0
 SIDE = 96
 CHILD = """
-import json, sys, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
 import numpy as np
@@ -35,9 +35,10 @@ from core.model import features
 from core.store import runs
 from core.train.trainer import TrainConfig, train
 imported = time.perf_counter() - t0
-t1 = time.perf_counter()
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+t1, c1 = time.perf_counter(), cpu()
 run = train(TrainConfig(dataset="fewshot", arch="auto", seed=0))
-seconds = time.perf_counter() - t1
+seconds, cpu_s = time.perf_counter() - t1, cpu() - c1
 model = runs.load_model(run.model_path)
 held = np.load({held!r})
 size = tuple(run.meta["data"]["input_shape"][:2])
@@ -45,7 +46,7 @@ x = np.stack([fit_rgb(Image.fromarray(a), size) for a in held["x"]])  # as the a
 names = run.meta["data"]["class_names"]  # the own dataset's classes are its folders, sorted by name
 y = np.array([names.index(str(n)) for n in held["names"][held["y"]]])
 acc = float((predict(model, x).argmax(1) == y).mean())
-print(json.dumps({{"acc": acc, "train_s": seconds, "import_s": imported, "fit_s": run.meta["fit_seconds"],
+print(json.dumps({{"acc": acc, "train_s": seconds, "cpu_s": cpu_s, "import_s": imported, "fit_s": run.meta["fit_seconds"],
                    "recipe": run.meta.get("recipe"), "features": run.meta.get("features"),
                    "test_acc": run.meta["test_accuracy"], "n_train": run.meta["data"]["n_train"],
                    "computed": features.COUNTS["computed"]}}))
@@ -105,6 +106,7 @@ def run(quick: bool) -> list[dict]:
         common.log(f"  second training: {again}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     recipe = first["recipe"] or {}
     notes = (f"{per_class} a class, {first['n_train']} after the own dataset's 80/20 split and the 10 % validation "
              f"split; recipe {recipe.get('choice')} ({recipe.get('why')}); held-out photos decoded as the app does")
@@ -114,11 +116,13 @@ def run(quick: bool) -> list[dict]:
                    ok=first["acc"] >= TARGET_ACC and first["train_s"] <= TARGET_TRAIN_S),
         common.row("fewshot", "first training, incl. feature extraction", round(first["train_s"], 1), "s",
                    target=f"≤ {TARGET_FIRST_S:g} s", ok=first["train_s"] <= TARGET_FIRST_S,
-                   notes=f"features {first['features']}; fit {first['fit_s']} s; TensorFlow import "
-                         f"{first['import_s']:.1f} s apart; includes converting the backbone into the empty cache"),
+                   notes=f"{first['cpu_s']:.0f} CPU-s; features {first['features']}; fit {first['fit_s']} s; "
+                         f"TensorFlow import {first['import_s']:.1f} s apart; includes converting the backbone "
+                         f"into the empty cache; load average {load}"),
         common.row("fewshot", "second training, same data", round(again["train_s"], 1), "s",
                    target=f"≤ {TARGET_AGAIN_S:g} s", ok=again["train_s"] <= TARGET_AGAIN_S,
-                   notes=f"features {again['features']}; held-out accuracy {again['acc']:.3f}"),
+                   notes=f"{again['cpu_s']:.0f} CPU-s; features {again['features']}; fit {again['fit_s']} s; "
+                         f"held-out accuracy {again['acc']:.3f}; load average {load}"),
     ]
 
 

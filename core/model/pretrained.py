@@ -15,15 +15,7 @@ import numpy as np
 from core.model import efficientnet_lite as enet
 from core.model import features
 
-# training images -> backbone input side: ImageNet's 224 for small sets; smaller ones keep a big set's
-# one-off extraction to minutes (about 13 ms an image at 224, 3 ms at 96 on two cores)
-SIDES = ((2_000, 224), (10_000, 128), (math.inf, 96))
 BLOCKS = len(enet.block_specs())
-
-
-def side_for(n_train: int) -> int:
-    """The backbone's input side for a training set of this size."""
-    return next(side for limit, side in SIDES if n_train <= limit)
 
 
 def cut_layer(fine_tune_blocks: int = 0) -> str:
@@ -68,10 +60,10 @@ def _tail(model, cut: str):
 def plan(x_train, y_train, cfg) -> dict:
     """The backbone's input side for this training set (and so the feature cache it uses); at least
     recipes.MIN_STEPS batches an epoch, which cost milliseconds on cached features."""
-    from core.model.recipes import MIN_STEPS
+    from core.model.recipes import MIN_STEPS, pretrained_side
 
     steps = max(math.ceil(len(y_train) / cfg.batch_size), MIN_STEPS)
-    return {"kind": "pretrained", "steps_per_epoch": steps, "model": {"side": side_for(len(y_train))}}
+    return {"kind": "pretrained", "steps_per_epoch": steps, "model": {"side": pretrained_side(len(y_train))}}
 
 
 @dataclass
