@@ -32,14 +32,14 @@ from PIL import Image
 from core.analysis.inference import predict
 from core.data.images import fit_rgb
 from core.model import features
-from core.store import runs
+from core.model.compat import load_model
 from core.train.trainer import TrainConfig, train
 imported = time.perf_counter() - t0
 cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 t1, c1 = time.perf_counter(), cpu()
 run = train(TrainConfig(dataset="fewshot", arch="auto", seed=0))
 seconds, cpu_s = time.perf_counter() - t1, cpu() - c1
-model = runs.load_model(run.model_path)
+model = load_model(run.model_path)
 held = np.load({held!r})
 size = tuple(run.meta["data"]["input_shape"][:2])
 x = np.stack([fit_rgb(Image.fromarray(a), size) for a in held["x"]])  # as the app decodes an own image

@@ -80,8 +80,10 @@ DATA = Setting("CLASSIFIER_LAB_DATA", _path, None, "Where own datasets live (`<n
                "`data/` next to the runs folder")
 FIXES = Setting("CLASSIFIER_LAB_FIXES", _path, None, "Where the fix overlays live (`<dataset>.jsonl`)",
                 "`.fixes/` in the runs folder")
-CACHE = Setting("CLASSIFIER_LAB_CACHE", _path, None, "Where decoded caches of big folder datasets live",
-                "`.cache/decoded/` in the data folder (`~/.cache/classifier-lab/decoded/` if that is read-only)")
+CACHE = Setting("CLASSIFIER_LAB_CACHE", _path, None, "Where decoded caches of big folder datasets live; the "
+                "pretrained backbone's converted weights and cached features go in its `backbones/` and `features/`",
+                "`.cache/decoded/` in the data folder (`~/.cache/classifier-lab/decoded/` if that is read-only); "
+                "the backbone's in `~/.cache/classifier-lab/`")
 OFFLINE = Setting("CLASSIFIER_LAB_OFFLINE", _flag, False, "Never touch the network: offline dataset sources only", "off")
 STREAM_MB = Setting("CLASSIFIER_LAB_STREAM_MB", _number(0), 1024.0,
                     "Decoded size (MB) above which a folder dataset streams from disk; 0 streams every one", "1024")

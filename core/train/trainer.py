@@ -85,7 +85,7 @@ class TrainConfig:
             raise InvalidValue("a held-out fold needs folds ≥ 2 and 0 ≤ fold < folds")
         if cfg.fine_tune_blocks:
             from core.model.pretrained import cut_layer
-            cut_layer(cfg.fine_tune_blocks)  # out of range: ValueError naming the range
+            cut_layer(cfg.fine_tune_blocks)  # out of range: InvalidValue naming the range
         return cfg
 
     def to_dict(self) -> dict:
@@ -210,18 +210,6 @@ def best_epoch_keeper(patience: int | None) -> list:
     return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
 
 
-def _cached_features(head, x_tr, x_val) -> tuple:
-    """A pretrained model's frozen outputs for the training and validation images (core.model.features),
-    and what run.json says about them: the cache, images computed and reused, seconds."""
-    from core.model import features
-
-    t0, before = time.perf_counter(), dict(features.COUNTS)
-    fx_tr, fx_val = head.features(x_tr), head.features(x_val)
-    info = {"cache": head.folder.name, "layer": head.cut, "seconds": round(time.perf_counter() - t0, 2),
-            **{k: features.COUNTS[k] - before.get(k, 0) for k in ("computed", "reused")}}
-    return fx_tr, fx_val, info
-
-
 def _finish(path: Path, meta: dict, store: MetricsStore, status: str, **extra) -> runs.Run:
     """Mark the run ended in run.json (after its files are saved) and in the live feed."""
     runs.write_status(path, status, meta)
@@ -305,8 +293,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         fit_model, fx_tr, fx_val = model, x_tr, x_val
         if head:
             store.update(status="extracting features")
-            fx_tr, fx_val, meta["features"] = _cached_features(head, x_tr, x_val)
-            fit_model = head.tail
+            fit_model, (fx_tr, fx_val, meta["features"]) = head.tail, head.fit_inputs(x_tr, x_val)
         if strategy:
             meta["devices"] = list(strategy.extended.worker_devices)
         meta["params"] = int(model.count_params())

