@@ -28,31 +28,38 @@ venv() {
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$1"
 }
 
-web_runtime() {
-  # ONNX Runtime Web for the web-page export, pinned in web/package-lock.json, from the npm registry (never a CDN);
-  # npm ci only when the lock file changed since the last install
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "note: no npm here; the web-page export needs it (apt-get install npm, then run this again)" >&2; return 0
-  fi
-  cmp -s web/package-lock.json web/node_modules/.installed-lock.json && return 0
-  if (cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); then
-    cp web/package-lock.json web/node_modules/.installed-lock.json
+npm_ci() {
+  # the browser-side libraries pinned in $1/package-lock.json, from the npm registry (never a CDN), into
+  # $1/node_modules; npm ci only when the lock file changed since the last install. $2: what goes without them
+  cmp -s "$1/package-lock.json" "$1/node_modules/.installed-lock.json" && return 0
+  if (cd "$1" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); then
+    cp "$1/package-lock.json" "$1/node_modules/.installed-lock.json"
   else
-    echo "note: npm ci in web/ failed; the web-page export needs ONNX Runtime Web from it" >&2
+    echo "note: npm ci in $1/ failed: $2" >&2
   fi
+}
+
+browser_libs() {
+  # package.json: uPlot, the Train page's live charts; web/package.json: ONNX Runtime Web, the web-page export
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "note: no npm here; the web-page export needs it, and the Train page falls back to slower live charts" \
+      "(apt-get install npm, then run this again)" >&2; return 0
+  fi
+  npm_ci . "without uPlot the Train page's live charts fall back to slower Plotly charts"
+  npm_ci web "the web-page export needs ONNX Runtime Web from it"
 }
 
 case "$what" in
   app)
     apt_install dataset-fashion-mnist
     venv requirements.txt
-    web_runtime
+    browser_libs
     exec "$VENV/bin/python" -m streamlit run streamlit_app.py "$@"
     ;;
   ray)
     apt_install dataset-fashion-mnist
     venv requirements-ray.txt
-    web_runtime
+    browser_libs
     CLASSIFIER_LAB_ENGINE=ray exec "$VENV/bin/python" -m streamlit run streamlit_app.py "$@"
     ;;
   test)
@@ -61,7 +68,7 @@ case "$what" in
       fonts-humor-sans fonts-klee fonts-kristi fonts-rufscript fonts-sjfonts fonts-tomsontalks fonts-yusei-magic \
       fonts-kaushanscript fonts-breip fonts-dejavu-core fonts-dejavu-extra fonts-liberation
     venv requirements-dev.txt
-    web_runtime
+    browser_libs
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

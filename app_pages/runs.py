@@ -20,7 +20,7 @@ def running() -> None:
     st.subheader("Training now")
     for item in items:
         run, run_id = item["run"], item["run_id"]
-        snap = training.snapshot(run_id) if item["status"] == "running" else {}
+        snap = training.snapshot(run_id, since=-1) if item["status"] == "running" else {}
         where = f"number {item['position']} in the queue" if item["status"] == "queued" else \
             f"{snap.get('status', 'starting')} · epoch {snap.get('epoch', 0)}/{snap.get('epochs_total') or '?'}"
         c1, c2, c3 = st.columns([6, 2, 1], vertical_alignment="center")

@@ -5,7 +5,7 @@ from core import LabError
 from core.store import runs
 from core.model.architectures import ARCHITECTURES
 from core.train.trainer import OPTIMIZERS, TrainConfig
-from ui import charts, settings, state, training, tuning
+from ui import charts, live_chart, settings, state, training, tuning
 
 st.title("Train a model")
 # the form is hidden while a run trains and when the user visits other pages: keep its values meanwhile,
@@ -70,21 +70,25 @@ def config_form(run_id: str | None) -> TrainConfig:
 
 
 def progress(snap: dict, status: str) -> None:
-    """Status line, progress bar, throughput and ETA."""
+    """One line: status, progress bar, throughput, ETA and the newest batch's loss and accuracy. One element
+    rather than a row of metrics: each element redrawn costs the browser CPU, taken from the training."""
     epochs, steps = snap.get("epochs_total") or 1, snap.get("steps_per_epoch") or 1
-    st.progress(training.fraction_done(snap),
-                text=f"**{status}** · epoch {snap.get('epoch', 0)}/{epochs} · batch {snap.get('batch', 0)}/{steps}")
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("samples/s", f"{snap.get('samples_per_s', 0):,.0f}")
-    c2.metric("ETA", f"{snap.get('eta_s', 0):.0f} s" if status == "training" else "–")
-    c3.metric("loss", f"{snap['loss'][-1]:.4f}" if snap["loss"] else "–")
-    c4.metric("accuracy", f"{snap['accuracy'][-1]:.2%}" if snap["accuracy"] else "–")
+    parts = [f"**{status}**", f"epoch {snap.get('epoch', 0)}/{epochs}", f"batch {snap.get('batch', 0)}/{steps}"]
+    if status == "training":
+        parts += [f"{snap.get('samples_per_s', 0):,.0f} samples/s", f"ETA {snap.get('eta_s', 0):.0f} s"]
+    if snap["loss"]:
+        parts += [f"loss {snap['loss'][-1]:.4f}", f"accuracy {snap['accuracy'][-1]:.2%}"]
+    st.progress(training.fraction_done(snap), text=" · ".join(parts))
+
+
+def heading(run: runs.Run) -> str:
+    return f"{run.config.get('dataset')} · {run.config.get('arch')}"
 
 
 def live(run_id: str, was_active: bool) -> None:
     """Redraws from the run's feed, which its worker writes; this page never touches the training."""
     run = training.load(run_id)
-    snap = training.snapshot(run_id)
+    snap = training.snapshot(run_id, since=-1)  # the newest batch is all the line shows
     active = run.status in runs.ACTIVE
     # run.json says queued/finished/failed; while it runs, the feed has the finer steps (loading data, saving…).
     # It says queued until TensorFlow has loaded in the worker: a run the engine has started is past the queue
@@ -92,25 +96,31 @@ def live(run_id: str, was_active: bool) -> None:
     started = run.status == "running" or (run.status == "queued" and not position
                                           and (snap.get("status") or training.engine().is_active(run_id)))
     status = snap.get("status", "starting") if started else run.status
-    st.subheader(f"{run.config.get('dataset')} · {run.config.get('arch')}")
     progress(snap, status)
     if status == "queued":
         st.warning(f"Busy: another training is running on this server (at most {training.max_concurrent()} at "
                    f"a time). Yours is number {position or '?'} in the queue and starts "
                    "as soon as a slot frees up.")
-    if active:
-        stopping = training.stopping(run_id)
-        st.button("Stop", type="primary", icon=":material/stop:", on_click=training.stop, args=(run_id,),
-                  disabled=stopping, key="stop_button", help=training.STOP_HELP)
-        if stopping and status != "queued":
-            st.caption("Stopping after the current batch…")
+    if active and status != "queued" and training.stopping(run_id):
+        st.caption("Stopping after the current batch…")
     if was_active and not active:
         st.session_state.pop(LIVE_KEY, None)
         st.rerun()  # ended: redraw the whole page (sidebar, result) once, without the timer
 
 
-def curves(run_id: str, live: bool) -> None:
+def watch(run_id: str, every: float) -> None:
+    """The live view, redrawn by one timer: the progress line at each tick, the curves' new points every `every` s."""
+    live(run_id, True)
+    curves(run_id, True, every)
+
+
+def curves(run_id: str, live: bool, every: float = 0.0) -> None:
     """Per-batch and per-epoch curves; a live run shows its axes before the first points arrive."""
+    if live and live_chart.available():
+        live_chart.live_curves(run_id, every, training.tick(every))
+        return
+    if live:
+        st.caption(live_chart.INSTALL_HINT)
     snap = training.snapshot(run_id)
     if snap["steps"] or live:
         st.plotly_chart(charts.batch_curves(snap), key="batch_chart")
@@ -150,15 +160,20 @@ if shown is not None and shown.status in runs.ACTIVE:
     st.query_params.from_dict({"run": run_id})  # this address re-attaches: after a reload, in another browser
     st.info("Training runs in the background, in a process of its own: visit other pages, reload, or share this "
             "page's address; the live curves are kept with the run.")
-    # each redraw costs the browser CPU (a chart's far more than the progress line's): on the machine that
-    # trains, CPU the training does not get. So the curves redraw every 5 s and the progress every 2 s, unless
-    # the user asks for every second (bench/bench_watched.py, docs/benchmarks.md)
+    # each redraw costs the browser CPU: on the machine that trains, CPU the training does not get. So one timer
+    # redraws the progress line about every 2 s and sends the chart the points it lacks every 5 s, unless the
+    # user asks for every second (bench/bench_watched.py, docs/benchmarks.md)
     every = st.session_state.get("curves_every") or training.CURVES_DEFAULT
-    st.fragment(run_every=min(every, training.PROGRESS_EVERY))(live)(run_id, True)
+    # the progress bar eases each change over 0.5 s: frames the browser renders in software, for nothing here
+    st.html("<style>[data-testid=stProgress] * { transition: none !important; }</style>")
+    st.subheader(heading(shown))
+    # outside the timer: a click reruns the page, which greys it out; the timer's redraws leave it alone
+    st.button("Stop", type="primary", icon=":material/stop:", on_click=training.stop, args=(run_id,),
+              disabled=training.stopping(run_id), key="stop_button", help=training.STOP_HELP)
+    st.fragment(run_every=training.tick(every))(watch)(run_id, every)
     st.segmented_control("Redraw the curves", list(training.CURVES_EVERY), key="curves_every",
                          default=training.CURVES_DEFAULT, format_func=training.CURVES_EVERY.get,
                          help=training.CURVES_HELP, persist_state=KEEP)
-    st.fragment(run_every=every)(curves)(run_id, True)
     st.button("Set up another training", on_click=training.forget, icon=":material/add:")
 else:
     if ended and ended == run_id:
@@ -177,6 +192,7 @@ else:
         else:
             st.rerun()
     if shown is not None:
+        st.subheader(heading(shown))
         live(run_id, False)
         curves(run_id, False)
         result(shown)

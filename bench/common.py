@@ -57,6 +57,21 @@ def alternate(a, b, repeats: int, log=print) -> list[tuple]:
     return pairs
 
 
+def rotate(fns: dict, repeats: int, log=print) -> list[dict]:
+    """Call every function of `fns` (name -> function) once a round, `repeats` rounds, the order rotated each
+    round (A B C, B C A, C A B, …) so drift in the machine's load hits all alike. Each returns a figure, or a
+    tuple whose first item is the headline figure. Returns {name: result} per round."""
+    names, rounds = list(fns), []
+    for i in range(repeats):
+        order = names[i % len(names):] + names[:i % len(names)]
+        results = {name: fns[name]() for name in order}
+        head = {n: (v[0] if isinstance(v, tuple) else v) for n, v in results.items()}
+        log(f"  round {i + 1}/{repeats} ({' '.join(order)}, load {os.getloadavg()[0]:.1f}): "
+            + "  ".join(f"{n} {head[n]:.4g}" for n in names))
+        rounds.append(results)
+    return rounds
+
+
 def percentile(values, q: float) -> float:
     """Linear-interpolated percentile, q in 0..100."""
     v = sorted(values)
@@ -208,9 +223,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(runs_dir: str, log_path: str, **extra_env):
-    """`streamlit run streamlit_app.py` as a user starts it (headless, its own process group):
-    (process, url). The environment is the user's (no CLASSIFIER_LAB_OFFLINE) plus `extra_env`."""
+def start_app(runs_dir: str, log_path: str, root: Path = ROOT, **extra_env):
+    """`streamlit run streamlit_app.py` as a user starts it (headless, its own process group), from the checkout
+    `root` (this one unless another is compared): (process, url). The environment is the user's (no
+    CLASSIFIER_LAB_OFFLINE) plus `extra_env`."""
     import subprocess
 
     port = free_port()
@@ -220,7 +236,7 @@ def start_app(runs_dir: str, log_path: str, **extra_env):
            "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
            "--server.fileWatcherType", "none"]
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
 
@@ -391,13 +407,15 @@ def open_train_form(page, url: str, settings: dict) -> None:
     wait_idle(page, 180_000)
 
 
-def start_and_watch(page, runs_dir: Path, timeout: float = 1800.0) -> Path:
-    """Click Start training, keep the page open while it redraws the live run, until the run has ended
-    and the page shows its result; the run's folder."""
+def start_and_watch(page, runs_dir: Path, timeout: float = 1800.0, started=None) -> Path:
+    """Click Start training, call started(page) if given (the live view is up then), keep the page open while
+    it redraws the live run, until the run has ended and the page shows its result; the run's folder."""
     from playwright.sync_api import expect
 
     before = {p.name for p in Path(runs_dir).iterdir()}
     page.get_by_role("button", name="Start training").click()
+    if started is not None:
+        started(page)
     deadline = time.monotonic() + timeout
     run_dir = None
     while time.monotonic() < deadline:

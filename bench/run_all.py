@@ -37,16 +37,19 @@ METHOD = """\
   and RunWriter callbacks, the live feed appended to feed.jsonl by a Publisher), against the same model
   builder, compile, split, batch size and epochs in `model.fit(verbose=0)`, both in the benchmark's
   process. Throughput = training samples × epochs / seconds in `fit`. What a user waits for is *watched*.
-- **Watched training** (`bench_watched.py`, issue #12): the real app (`streamlit run`, offline, a temp
-  runs folder) with the Train page open in headless Chromium; the training is started with the form's
-  Start training (settings from the page's address) and the page stays open, redrawing as a user's
-  does by default (progress every 2 s, curves every 5 s), until the result shows. Against `python -m core train` with the same settings. Both train in a worker
-  process; throughput = `data.n_train` × `epochs_done` / `fit_seconds` from each run's run.json; A/B
-  alternated. CPU % (of one core, from /proc/<pid>/stat) of the server, of Chromium and of the worker
-  are sampled every 0.5 s and taken over the fit (the feed's "training" to "evaluating" lines). Then
-  re-attaching: a page watching a long dense run is reloaded 5 times (from the reload to plotly's first
-  drawn point of the live chart), Stop is clicked on the reloaded page, and a second run's worker is
-  killed with SIGKILL (until run.json, then the page, says so).
+- **Watched training** (`bench_watched.py`, issues #12 and #27): the real app (`streamlit run`, offline, a
+  temp runs folder) with the Train page open in headless Chromium; the training is started with the form's
+  Start training (settings from the page's address) and the page stays open, redrawing as a user's does,
+  until the result shows: at the default cadence (progress line every 2.5 s, curves every 5 s) and with
+  "every second" clicked. Against `python -m core train` with the same settings. The three are rotated
+  round by round (headless, default, every second; then default, every second, headless; …); fits of
+  35–45 s on a quiet machine (cnn 54,000 samples × 3 epochs, dense × 8), longer under load. All train in
+  a worker process; throughput = `data.n_train` × `epochs_done` / `fit_seconds` from each run's run.json.
+  CPU % (of one core, from /proc/<pid>/stat) of the server, of Chromium (all its processes, and its page
+  renderer alone) and of the worker are sampled every 0.5 s and taken over the fit (the feed's "training"
+  to "evaluating" lines). Then re-attaching: a page watching a long dense run is reloaded 5 times (from the
+  reload to the live chart's points drawn again from batch 1), Stop is clicked on the reloaded page, and a
+  second run's worker is killed with SIGKILL (until run.json, then the page, says so).
 - **Prediction latency** (`bench_predict.py`): `predict_image` (preprocess + model) on 280×280 RGBA
   canvas drawings made with PIL, bundled MNIST model; p50/p95 over all calls after 5 warm-up calls.
 - **Mistakes page** (`bench_mistakes.py`): test-set predictions + `analysis.summary` + `analysis.mistakes`

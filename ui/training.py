@@ -11,7 +11,7 @@ from core.train.trainer import TrainConfig
 RUN_KEY = "train_run"  # the run this session last started or opened on the Train page
 CURVES_EVERY = {1.0: "every second", 5.0: "every 5 s", 15.0: "every 15 s"}
 CURVES_DEFAULT = 5.0
-PROGRESS_EVERY = 2.0  # the progress line's redraw, or the curves' when they redraw more often
+PROGRESS_EVERY = 2.0  # about how often the progress line redraws, or as often as the curves when that is more
 CURVES_HELP = ("Each redraw of the charts costs your browser CPU. When the browser runs on the computer that "
                "trains, that CPU is taken from the training.")
 STOP_HELP = "A running training ends after the current batch and keeps its model; a queued one is cancelled."
@@ -44,6 +44,12 @@ def submit(config: TrainConfig) -> str:
     return run_id
 
 
+def tick(every: float) -> float:
+    """The live view's timer for curves redrawn every `every` s: that divided into whole ticks of at least
+    PROGRESS_EVERY s (5 s: 2.5 s), so the curves go with every n-th redraw of the progress line."""
+    return every / max(1, int(every // PROGRESS_EVERY))
+
+
 def stop(run_id: str) -> None:
     engine().stop(run_id)
 
@@ -52,9 +58,9 @@ def stopping(run_id: str) -> bool:
     return stop_requested(run_path(run_id))
 
 
-def snapshot(run_id: str) -> dict:
-    """The run's live feed so far (state, per-batch points, epoch rows)."""
-    return _reader(str(run_path(run_id))).snapshot()
+def snapshot(run_id: str, since: int = 0) -> dict:
+    """The run's live feed so far (state, per-batch points from index `since` (-1: the newest), epoch rows)."""
+    return _reader(str(run_path(run_id))).snapshot(since)
 
 
 def fraction_done(snap: dict) -> float:

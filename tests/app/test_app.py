@@ -66,6 +66,12 @@ def chart(at, key: str):
     return found[0] if found else None
 
 
+def live_chart(at) -> dict | None:
+    """The data the Train page's live chart got in the last run (ui/live_chart.py), or None without one."""
+    found = [e for e in at.get("bidi_component") if e.key == "batch_chart"]
+    return json.loads(found[0].proto.json) if found else None
+
+
 def chart_spec(at, key: str) -> dict:
     return json.loads(chart(at, key).proto.spec)
 
@@ -328,7 +334,9 @@ def test_a_new_session_reattaches_by_address_and_can_stop_it(app_env):
     other.query_params["run"] = run_id
     other.run()
     assert_clean(other, "re-attached")
-    assert other.query_params["run"] == run_id and chart(other, "batch_chart") is not None
+    assert other.query_params["run"] == run_id
+    sent = live_chart(other)  # the new session's chart gets the run's whole history so far, from its first batch
+    assert sent and sent["run"] == run_id and sent["reset"] and sent["from"] == 0, sent and {**sent, "x": "…"}
     assert training(other)
 
     open_page(other, "app_pages/runs.py")  # Runs lists it as training now, with its own Stop

@@ -265,8 +265,31 @@ def running_with_pid(runs_dir: Path, run_id: str) -> int | None:
     return meta.get("pid") if meta.get("status") == "running" and meta.get("pid") else None
 
 
+# the live view's chart (ui/live_chart.js), inside its component's shadow root: Playwright's CSS pierces it, a page
+# function has to open it
+LIVE_CHART = "[data-testid=stMain] .st-key-batch_chart .live-curves"
+LIVE_POINTS_JS = """() => {
+    const host = [...document.querySelectorAll('[data-testid=stMain] .st-key-batch_chart *')].find(e => e.shadowRoot);
+    const box = host && host.shadowRoot.querySelector('.live-curves');
+    return box ? Number(box.dataset.points || 0) : 0;
+}"""
+
+
+def live_chart(page: Page) -> dict:
+    """What the Train page's live chart has drawn: run, batches, stride k, the per-batch x values and smoothed
+    losses (the newest batch last), how many updates it took whole (resets) and appended; {} without one."""
+    try:
+        return page.locator(LIVE_CHART).evaluate("box => box.drawn ? box.drawn() : {}", timeout=2_000)
+    except Exception:  # not there (yet), or redrawn meanwhile
+        return {}
+
+
 def batch_chart_points(page: Page) -> int:
-    """Points the Train page's live batch chart draws (0 without one, or mid-redraw)."""
+    """Points the Train page's batch chart draws: the live chart's, else the Plotly chart's of an ended run (0
+    without one, or mid-redraw)."""
+    drawn = live_chart(page)
+    if drawn:
+        return len(drawn["x"])
     try:
         return plotly_points(main(page).locator(".st-key-batch_chart"))
     except Exception:  # no chart yet, or redrawn between the locator and the evaluation

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (DRAWN_POINTS_JS, LIVE, batch_chart_points, batches_shown, expect, feed_batches,
+from browser_helpers import (LIVE, LIVE_POINTS_JS, batch_chart_points, batches_shown, expect, feed_batches,
                              fill_train_form, main, open_app, open_page, progress_is, result_line, run_in_url, run_meta,
                              running_with_pid, start_training, wait_for)
 
@@ -29,14 +29,13 @@ LONG_EPOCHS = 200  # the form's maximum, of all 54,000 training images: a run th
 FULL_STEPS = 1688  # batches per epoch of 54,000 images at the dense preset's batch size 32
 SMALL = {"Epochs": 1, "Training samples (0 = all)": 1000}
 # the target is 3 s (a quiet machine); at a load of 18-60 on 2 cores a reload took 8-32 s, most of it Chromium
-# loading plotly.js again. The bound leaves room for that and still fails a page that does not re-attach, or only
+# loading the front-end again. The bound leaves room for that and still fails a page that does not re-attach, or only
 # draws the curves once the next epoch arrives (an epoch of this run takes minutes).
 RELOAD_BOUND_S = 60
 KILL_BOUND_S = 5  # from SIGKILL to "failed" in run.json (the engine polls every 0.2 s)
 KILL_PAGE_BOUND_S = 30  # …and on the page, which redraws once a second: slower only on a loaded machine
 CHART_PLACED = "() => !!document.querySelector('[data-testid=stMain] .st-key-batch_chart')"
-CURVES_DRAWN = f"""() => ({DRAWN_POINTS_JS})(
-    document.querySelector('[data-testid=stMain] .st-key-batch_chart .js-plotly-plot'), 0) > 0"""
+CURVES_DRAWN = f"() => ({LIVE_POINTS_JS})() > 0"
 ERROR_SHOWN = """text => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stAlertContentError]')]
     .some(e => e.textContent.includes(text))"""
 

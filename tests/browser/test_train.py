@@ -1,15 +1,23 @@
-"""Scenario 3: train a Fashion-MNIST dense model, watch the live chart grow, leave and come back, Stop, find the run."""
+"""Scenario 3: train a Fashion-MNIST dense model, watch the live chart grow, leave and come back, Stop, find the run;
+the live chart appends what arrives and a reload draws the whole history again."""
+import json
 import re
 
+import numpy as np
 import pytest
 
-from browser_helpers import (LIVE, batch_chart_points, batches_shown, expect, fill_train_form, main, open_app,
-                             open_page, screenshot, tick_row, wait_for, wait_idle)
+from browser_helpers import (LIVE, batches_shown, expect, fill_train_form, live_chart, main, open_app, open_page,
+                             screenshot, start_training, tick_row, wait_for, wait_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EPOCHS = 20  # of all 54,000 training images: long on any machine, so Stop always comes first (and ends it)
-CHART_POINTS_CAP = 1000  # ui.charts.MAX_POINTS: the live chart draws at most this many
+LONG_EPOCHS = 200  # the form's maximum: a run that only ends when stopped (or with its server)
+
+
+def newest_drawn(page) -> int:
+    """The newest batch the live chart has drawn (0 before its first points)."""
+    return (live_chart(page).get("x") or [0])[-1]
 
 
 def progress(page):
@@ -33,14 +41,11 @@ def test_train_watch_leave_return_stop(page, screenshot_dir):
     expect(m.get_by_text(LIVE)).to_be_visible()
     expect(m.locator("h3", has_text="fashion_mnist · dense")).to_be_visible()
     first = wait_for(lambda: batches_shown(page), timeout=180, message="the first batches on the live chart")
-    points_first = wait_for(lambda: batch_chart_points(page), timeout=120, message="points in the live chart")
+    drawn_first = wait_for(lambda: newest_drawn(page), timeout=120, message="points in the live chart")
     expect(progress(page)).to_contain_text("training")
     later = wait_for(lambda: (n := batches_shown(page)) and n > first and n, timeout=60,
                      message=f"more than {first} batches")
-    points_later = wait_for(
-        lambda: (p := batch_chart_points(page)) and (p > points_first or p >= CHART_POINTS_CAP) and p,
-        timeout=120, message=f"more than {points_first} points drawn")
-    assert later > first and points_later > points_first or points_later >= CHART_POINTS_CAP
+    wait_for(lambda: newest_drawn(page) > drawn_first, timeout=120, message=f"points past batch {drawn_first} drawn")
     screenshot(page, screenshot_dir / "train.png")
 
     # elsewhere in the app meanwhile: the run is on the Runs page, still running
@@ -74,3 +79,57 @@ def test_train_watch_leave_return_stop(page, screenshot_dir):
         wait_idle(page)
     expect(m.locator(".st-key-compare_chart .js-plotly-plot")).to_be_visible(timeout=30_000)
     screenshot(page, screenshot_dir / "runs.png")
+
+
+def feed_curves(runs_dir, run_id: str) -> tuple[list[int], list[float]]:
+    """Every batch's step and loss in the run's feed, as its worker wrote them."""
+    steps, losses = [], []
+    for line in (runs_dir / run_id / "feed.jsonl").read_text().splitlines():
+        try:
+            batches = json.loads(line).get("b", ())
+        except ValueError:  # a line being written
+            break
+        steps += [b[0] for b in batches]
+        losses += [b[1] for b in batches]
+    return steps, losses
+
+
+def assert_whole_history(drawn: dict, runs_dir, run_id: str) -> None:
+    """The chart draws the run from its first batch: every k-th of the batches it has had, and the newest, each at
+    the smoothed loss Plotly's chart would show (ui.charts.smooth over the feed)."""
+    from ui.charts import smooth
+    from ui.live_chart import stride
+
+    steps, losses = feed_curves(runs_dir, run_id)
+    n = drawn["batches"]
+    assert drawn["run"] == run_id and 0 < n <= len(steps), (drawn["run"], n, len(steps))
+    k = stride(n)
+    picked = list(range(0, n, k)) + ([n - 1] if (n - 1) % k else [])
+    assert drawn["k"] == k and drawn["x"] == [steps[i] for i in picked], (k, drawn["x"][:5], drawn["x"][-3:])
+    assert drawn["x"][0] == 1
+    np.testing.assert_allclose(drawn["loss"], smooth(losses[:n])[picked], rtol=1e-9)
+
+
+def test_the_live_chart_appends_new_points_and_a_reload_draws_the_whole_history(fresh_app, open_session):
+    app = fresh_app
+    page = open_session(app)
+    open_app(page)
+    fill_train_form(page, {"Epochs": LONG_EPOCHS})
+    run_id = start_training(page)
+    start = wait_for(lambda: (d := live_chart(page)) and d["batches"] and d, timeout=300,
+                     message="the live chart's first points")
+
+    # while it trains, updates carry only the new points and the chart appends them (a new stride k redraws it whole)
+    grown = wait_for(lambda: (d := live_chart(page)) and d["batches"] > start["batches"] and d["last"] == "appended"
+                     and d, timeout=120, message="new points appended")
+    assert_whole_history(grown, app.runs_dir, run_id)
+
+    # a reload is a new session: its chart gets the whole history at once, then appends again
+    page.reload()
+    back = wait_for(lambda: (d := live_chart(page)) and d["batches"] >= grown["batches"] and d, timeout=120,
+                    message="the live chart after the reload")
+    assert back["resets"] >= 1
+    assert_whole_history(back, app.runs_dir, run_id)
+    after = wait_for(lambda: (d := live_chart(page)) and d["batches"] > back["batches"] and d["last"] == "appended"
+                     and d, timeout=120, message="new points appended after the reload")
+    assert_whole_history(after, app.runs_dir, run_id)
