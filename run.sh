@@ -40,13 +40,12 @@ npm_ci() {
 }
 
 browser_libs() {
-  # package.json: uPlot, the Train page's live charts; web/package.json: ONNX Runtime Web, the web-page export
+  # web/package.json: ONNX Runtime Web (the web-page export, Predict in the browser) and uPlot (the Train page's charts)
   if ! command -v npm >/dev/null 2>&1; then
     echo "note: no npm here; the web-page export needs it, and the Train page falls back to slower live charts" \
       "(apt-get install npm, then run this again)" >&2; return 0
   fi
-  npm_ci . "without uPlot the Train page's live charts fall back to slower Plotly charts"
-  npm_ci web "the web-page export needs ONNX Runtime Web from it"
+  npm_ci web "the web-page export needs ONNX Runtime Web, and the Train page's fast charts uPlot, from it"
 }
 
 case "$what" in
