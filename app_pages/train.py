@@ -3,6 +3,7 @@ import streamlit as st
 
 from core import LabError
 from core.store import runs
+from core.model import efficientnet_lite
 from core.model.architectures import ARCHITECTURES
 from core.train.trainer import OPTIMIZERS, TrainConfig
 from ui import charts, live_chart, settings, state, training, tuning
@@ -46,6 +47,8 @@ def config_form(run_id: str | None) -> TrainConfig:
     arch = c2.selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
                         key="train_arch", on_change=_on_arch, persist_state=KEEP)
     st.caption(ARCHITECTURES[arch].description)
+    if arch == "efficientnet_lite0" and not efficientnet_lite.status()[0]:  # say so before a run fails on it
+        st.warning(efficientnet_lite.status()[1])
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("Epochs", 1, 200, key="train_epochs", persist_state=KEEP)
     batch = c2.select_slider("Batch size", settings.BATCH_SIZES, key="train_batch", persist_state=KEEP)

