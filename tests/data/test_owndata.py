@@ -208,10 +208,8 @@ def test_recipe_reads_the_kind_of_images(tmp_path, monkeypatch, backbone):
         kinds[kind] = plan_auto(ds.x_train, ds.y_train, cfg)
     assert kinds["sketches"]["kind"] == "drawings" and kinds["sketches"]["model"]["augment_profile"] == "digits"
     assert all(k["steps_per_epoch"] >= 30 for k in kinds.values())
-    if backbone:  # photo-like images take the pretrained backbone, drawings do not (recipes.pretrained_choice)
-        assert [kinds[k]["choice"] for k in ("shapes", "colours", "sketches")] == \
-            ["efficientnet_lite0", "efficientnet_lite0", "from scratch"]
-        return
+    # flat graphics and drawings learn from scratch, backbone or not (photos take it: tests/model/test_pretrained.py)
+    assert [kinds[k]["choice"] for k in ("shapes", "colours", "sketches")] == ["from scratch"] * 3
     assert kinds["shapes"]["kind"] == "shapes" and kinds["shapes"]["model"]["edges"]
     assert kinds["colours"]["kind"] == "photos" and not kinds["colours"]["model"]["edges"]
 
@@ -223,8 +221,7 @@ def test_train_auto_on_an_own_dataset_and_reload(root, tmp_path, runs_dir):
 
     owndata.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 8), "tiny")
     run = train(TrainConfig(dataset="tiny", arch="auto", epochs=1, runs_dir=str(runs_dir)))
-    assert run.meta["status"] == "finished" and run.meta["recipe"]["kind"] == "photos"
-    assert run.meta["recipe"]["choice"] == "efficientnet_lite0"  # photo-like: the pretrained backbone
+    assert run.meta["status"] == "finished" and run.meta["recipe"]["kind"] == "shapes"
     assert run.meta["data"]["input_shape"] == [180, 180, 3]  # the model resizes inside: pages feed 180×180
     model = compat.load_model(run.model_path)  # safe mode: the custom layers are registered
     ds = load_dataset("tiny")

