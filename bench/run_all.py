@@ -78,7 +78,7 @@ METHOD = """\
   slot, then on two.
 - **Own small datasets** (`bench_owndata.py`): generated 3- and 5-class datasets (`core.data.synthetic`:
   shapes on coloured backgrounds, colours, drawn sketches; 60 images a class) imported through
-  `core.data.owndata`, trained with `auto` by `train()` in a fresh process each; CPU time is the whole
+  `core.data.uploads`, trained with `auto` by `train()` in a fresh process each; CPU time is the whole
   process's (TensorFlow import, loading, fit, evaluation, saving).
 - **Label search** (`bench_labels.py`): 40 training labels of the offline MNIST subset flipped through
   the fix overlay, then the k-fold pass as the app runs it (k dense fold runs, 3 epochs, through the

@@ -12,7 +12,8 @@ import streamlit as st
 from core.model import compat
 
 from core.store import runs
-from core.data.datasets import DatasetUnavailable, dataset_names, dataset_status, load_dataset, spec
+from core.data.datasets import DatasetUnavailable, dataset_status, load_dataset
+from core.data.registry import dataset_names, spec
 
 DATASET_KEY, MODEL_KEY = "active_dataset", "active_model"
 

@@ -8,8 +8,9 @@ import time
 
 from core import LabError
 from core.store import runs
-from core.data import owndata
-from core.data.datasets import dataset_names, dataset_status
+from core.data import owndata, registry, uploads
+from core.data.datasets import dataset_status
+from core.data.registry import dataset_names
 from core.engine.scheduler import ENGINES
 from core.model.architectures import ARCHITECTURES
 from core.model.recipes import default_arch
@@ -28,19 +29,19 @@ def cmd_datasets(args) -> int:
 def cmd_data(args) -> int:
     """Own datasets: import a zip or folder of class subfolders (checked as browser uploads are), or list them."""
     if args.action == "list":
-        print(f"data folder: {owndata.data_root()}")
-        for name in owndata.list_datasets():
+        print(f"data folder: {registry.data_root()}")
+        for name in registry.list_datasets():
             counts = owndata.class_counts(name)
             print(f"{name:24s} {len(counts)} classes, {sum(counts.values()):,} images: "
                   + ", ".join(f"{c} {n}" for c, n in counts.items()))
         return 0
     if not args.source or not args.name:
-        raise owndata.OwnDataError("data import needs a zip file or folder and --name")
-    report = owndata.import_source(args.source, args.name)
+        raise registry.OwnDataError("data import needs a zip file or folder and --name")
+    report = uploads.import_source(args.source, args.name)
     for line in report.problems:
         print(f"refused: {line}", file=sys.stderr)
-    print(json.dumps({"dataset": owndata.dataset_name(args.name), "added": report.added,
-                      "refused": len(report.problems), "path": str(owndata.dataset_dir(args.name))}))
+    print(json.dumps({"dataset": registry.dataset_name(args.name), "added": report.added,
+                      "refused": len(report.problems), "path": str(registry.dataset_dir(args.name))}))
     return 1 if report.problems else 0
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core import config
-from core.data import datasets, owndata, streaming, synthetic
+from core.data import datasets, registry, streaming, synthetic, uploads
 from core.data.datasets import load_dataset
 
 
@@ -16,7 +16,7 @@ def root(tmp_path, monkeypatch) -> Path:
     """A data root of this test's own holding `tiny`: 3 classes of 10 generated shapes."""
     path = tmp_path / "data"
     monkeypatch.setenv(config.DATA.name, str(path))
-    owndata.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 10), "tiny")
+    uploads.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 10), "tiny")
     datasets._load.cache_clear()  # the switch below must not meet a dataset cached by another test
     yield path
     datasets._load.cache_clear()
@@ -166,7 +166,7 @@ def test_a_fix_that_adds_images_keeps_a_streamed_set_on_disk(root, monkeypatch, 
 
     ds = load(monkeypatch, True)
     overlay = fixes.Overlay("tiny", runs_dir)
-    overlay.record("exclude", "train", 0)
+    overlay.record("exclude", "train", str(ds.train_files[0]))  # own images are named by file
     added = np.full((40, 40, 3), 7, np.uint8)
     overlay.add_image(added, 2, view="predict")
 

