@@ -79,7 +79,7 @@ def section(ds, data_path: str | None = None) -> None:
         if k % 6 == 0:
             cols = st.columns(6)
         with cols[k % 6]:
-            image = fixes.train_image(ds, key)
+            image = fixes.item_image(ds, "train", key)
             if image is not None:
                 st.image(charts.enlarge(image, 112), width="stretch",
                          caption=f"#{key} given: {item['given_name']} → {item['suggested_name']} "

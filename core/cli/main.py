@@ -1,4 +1,4 @@
-"""Command line: python -m core datasets|data|train|lr-find|sweep|labels|evaluate|predict|export."""
+"""Command line: python -m core datasets|data|fixes|train|lr-find|sweep|labels|evaluate|predict|export."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import time
 
 from core import LabError
 from core.store import runs
-from core.data import owndata, registry, uploads
+from core.cli.data_commands import add_parsers, cmd_data, cmd_fixes
 from core.data.datasets import dataset_status
 from core.data.registry import dataset_names
 from core.engine.scheduler import ENGINES
@@ -24,25 +24,6 @@ def cmd_datasets(args) -> int:
         ok, line = dataset_status(name, args.path if name == "folder" else None)
         print(f"{name:14s} {'available' if ok else 'unavailable':12s} {line}")
     return 0
-
-
-def cmd_data(args) -> int:
-    """Own datasets: import a zip or folder of class subfolders (checked as browser uploads are), or list them."""
-    if args.action == "list":
-        print(f"data folder: {registry.data_root()}")
-        for name in registry.list_datasets():
-            counts = owndata.class_counts(name)
-            print(f"{name:24s} {len(counts)} classes, {sum(counts.values()):,} images: "
-                  + ", ".join(f"{c} {n}" for c, n in counts.items()))
-        return 0
-    if not args.source or not args.name:
-        raise registry.OwnDataError("data import needs a zip file or folder and --name")
-    report = uploads.import_source(args.source, args.name)
-    for line in report.problems:
-        print(f"refused: {line}", file=sys.stderr)
-    print(json.dumps({"dataset": registry.dataset_name(args.name), "added": report.added,
-                      "refused": len(report.problems), "path": str(registry.dataset_dir(args.name))}))
-    return 1 if report.problems else 0
 
 
 def _progress(feed, active) -> None:
@@ -244,10 +225,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="list datasets and where they come from")
     d.add_argument("--path", help="directory for the folder dataset")
     names = dataset_names(include_folder=True)
-    d = sub.add_parser("data", help="own datasets under the data folder ($CLASSIFIER_LAB_DATA): import or list")
-    d.add_argument("action", choices=("import", "list"))
-    d.add_argument("source", nargs="?", help="a .zip or a folder of class subfolders (import)")
-    d.add_argument("--name", help="the dataset to import into (made if missing)")
+    add_parsers(sub, names)
     t = sub.add_parser("train", help="train a model and save a run")
     t.add_argument("--arch", choices=list(ARCHITECTURES), help="default: auto for own datasets, dense otherwise")
     t.add_argument("--epochs", type=int)
@@ -319,7 +297,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    commands = {"datasets": cmd_datasets, "data": cmd_data, "train": cmd_train, "lr-find": cmd_lr_find,
+    commands = {"datasets": cmd_datasets, "data": cmd_data, "fixes": cmd_fixes, "train": cmd_train, "lr-find": cmd_lr_find,
                 "sweep": cmd_sweep, "labels": cmd_labels, "evaluate": cmd_evaluate, "predict": cmd_predict,
                 "export": cmd_export}
     try:

@@ -226,7 +226,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     """
     import keras
 
-    from core.data import fixes
+    from core.data import fixes, identity
 
     from core.train import label_search
     from core.analysis.metrics import summary
@@ -274,6 +274,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
                         "input_shape": list(ds.input_shape), "n_train": len(y_tr), "n_val": len(y_val),
                         "n_test": int(prep.test_keep.sum())}
         meta["data_version"] = prep.version
+        meta["split"] = identity.split_version(ds)  # which test images: Compare warns when two runs' differ
         keras.utils.set_random_seed(cfg.seed)
         augment = cfg.augment if cfg.augment is not None else cfg.arch == "cnn_augmented"
         plan = ARCHITECTURES[cfg.arch].plan(x_tr, y_tr, cfg) if ARCHITECTURES[cfg.arch].plan else {}
@@ -323,6 +324,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
+        identity.save_test_keys(path, ds)
         # so the embedding map opens without a pass (a pretrained model's come from the feature cache)
         embedding.save_test(model, ds.x_test, path, full=head.embeddings(ds.x_test) if head else None)
         if held:
@@ -330,7 +332,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
     except BaseException as e:
         meta["error"] = _friendly(e)
-        for partial in (tmp, path / "test_probs.npy", path / embedding.STORED):
+        for partial in (tmp, path / "test_probs.npy", path / identity.TEST_KEYS, path / embedding.STORED):
             try:  # a disk that filled up mid-save: free the half-written file first, so run.json fits
                 partial.unlink(missing_ok=True)
             except OSError:

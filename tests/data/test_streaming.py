@@ -49,6 +49,8 @@ def test_streamed_split_and_pixels_equal_the_in_memory_path(root, monkeypatch):
     assert disk.class_names == mem.class_names and disk.input_shape == mem.input_shape == (40, 40, 3)
     np.testing.assert_array_equal(disk.y_train, mem.y_train)
     np.testing.assert_array_equal(disk.y_test, mem.y_test)
+    for field in ("train_files", "test_files", "train_hashes", "test_hashes"):  # the same identities, too
+        np.testing.assert_array_equal(getattr(disk, field), getattr(mem, field))
     np.testing.assert_array_equal(np.asarray(disk.x_train), mem.x_train)  # same decoder, same order
     np.testing.assert_array_equal(disk.x_test[3], mem.x_test[3])           # one image, read on its own
     np.testing.assert_array_equal(disk.x_test[[4, 1]], mem.x_test[[4, 1]])
@@ -166,7 +168,8 @@ def test_a_fix_that_adds_images_keeps_a_streamed_set_on_disk(root, monkeypatch, 
 
     ds = load(monkeypatch, True)
     overlay = fixes.Overlay("tiny", runs_dir)
-    overlay.record("exclude", "train", str(ds.train_files[0]))  # own images are named by file
+    key, digest = fixes.item_ref(ds, "train", 0)  # own images are named by file and content hash
+    overlay.record("exclude", "train", key, hash=digest)
     added = np.full((40, 40, 3), 7, np.uint8)
     overlay.add_image(added, 2, view="predict")
 

@@ -1,0 +1,84 @@
+"""Own images in the app (AppTest): pages show each image's file, a fix made on a page names the file and its
+content hash, and the Fixes page follows it through a rename and says when it is gone."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from app_helpers import assert_clean, open_page
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "streamlit_app.py")
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory):
+    """(runs folder, data folder, a finished run) on `noise`: 2 classes of 12 random images no model can tell
+    apart, so the test split holds mistakes to click on."""
+    from core import config
+    from core.data import owndata, uploads
+    from core.train.trainer import TrainConfig, train
+
+    runs_dir, data = tmp_path_factory.mktemp("own_runs"), tmp_path_factory.mktemp("own_data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLASSIFIER_LAB_RUNS", str(runs_dir))
+        mp.setenv(config.DATA.name, str(data))
+        mp.setenv("CLASSIFIER_LAB_OFFLINE", "1")
+        owndata.create("noise")
+        rng = np.random.default_rng(0)
+        for cls in ("a", "b"):
+            files = []
+            for i in range(12):
+                out = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(out, format="PNG")
+                files.append((f"{cls}{i}.png", out.getvalue()))
+            uploads.add_files("noise", cls, files)
+        run = train(TrainConfig(dataset="noise", arch="dense", epochs=1, runs_dir=str(runs_dir)))
+        yield runs_dir, data, run
+
+
+def app(run):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["active_dataset"], at.session_state["active_model"] = "noise", str(run.path)
+    return at.run()
+
+
+def captions(at) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def test_mistakes_show_files_and_a_relabel_names_the_file_and_its_hash(noise):
+    from core.data import fixes
+    from core.data.datasets import load_dataset
+
+    runs_dir, data, run = noise
+    ds = load_dataset("noise")
+    at = open_page(app(run), "app_pages/mistakes.py")
+    assert_clean(at, "mistakes")
+    shown = [c for c in captions(at) if " · Label: " in c]
+    assert shown and all(c.split(" · ")[0] in set(ds.test_files) for c in shown), captions(at)
+    details = [b for b in at.button if b.label == "Details"]
+    index = int(details[0].key.rsplit("_", 1)[1])
+    details[0].click().run()
+    next(b for b in at.button if b.label == "Relabel").click().run()
+    assert_clean(at, "relabel")
+    fix = fixes.Overlay("noise", runs_dir).state()[0][-1]
+    assert (fix.op, fix.split, fix.key, fix.hash) == ("relabel", "test", ds.test_files[index], ds.test_hashes[index])
+
+    at = open_page(app(run), "app_pages/fixes.py")
+    assert_clean(at, "fixes")
+    assert any(f"relabel {fix.key} as" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    folder = data / "noise"
+    renamed = Path(fix.key).parent / "renamed.png"
+    (folder / fix.key).rename(folder / renamed)
+    at = open_page(app(run), "app_pages/fixes.py")
+    assert any(f"relabel {renamed.as_posix()} as" in m.value and "renamed or moved" in m.value for m in at.markdown)
+    (folder / renamed).unlink()
+    at = open_page(app(run), "app_pages/fixes.py")
+    assert_clean(at, "gone")
+    assert any("no longer in the dataset" in m.value for m in at.markdown)
