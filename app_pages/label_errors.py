@@ -12,9 +12,10 @@ st.title("Likely label errors")
 ds = state.dataset()
 if ds is None:
     st.stop()
-st.header("In the training data")
-st.markdown("Every training image gets probabilities from a model that never saw it (k models, each trained "
-            "without one fold, on the training engine), then confident learning (cleanlab) ranks the images "
+st.header("In all your images (train and test)" if ds.has_files else "In the training data")
+st.markdown(f"Every {'image' if ds.has_files else 'training image'} gets probabilities from a model that never saw "
+            "it (k models, each trained without one fold, on the training engine), then confident learning "
+            "(cleanlab) ranks the images "
             "whose given label those models most doubt. Fix them with one click; fixes apply when you retrain "
             "with fixes (Runs page).")
 label_search.section(ds, state.folder_path())
@@ -54,7 +55,7 @@ for k, row in enumerate(rows[:SHOW]):
         cols = st.columns(6)  # a row of columns per 6 images, so rows stay aligned when captions wrap
     with cols[k % 6]:
         st.image(charts.enlarge(np.asarray(ds.x_test[i]), 112), width="stretch",
-                 caption=f"{fixes.file_caption(ds, 'test', i) or f'#{i} '}given: {row['given label']} → "
+                 caption=f"{ds.test_files[i] if ds.has_files else f'#{i}'} given: {row['given label']} → "
                          f"{row['suggested label']} ({row['confidence in suggested']:.0%})")
         key, digest = item_ref(ds, "test", i)
         fixes.quick_controls(ds.name, "test", key, int(issues["suggested"][k]), names, "label errors", ns="le",

@@ -193,11 +193,14 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_labels(args) -> int:
-    """Suspected label errors in the training data (k-fold out-of-sample probabilities + cleanlab)."""
+    """Suspected label errors (k-fold out-of-sample probabilities + cleanlab): a built-in's training split, all of an
+    own dataset's images (each line names the file, its split and hash)."""
     from core.train import label_search
     from core.engine.scheduler import Engine
 
-    base = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, folds=args.folds, seed=args.seed,
+    start = label_search.defaults(args.dataset, args.arch)  # the dataset's default recipe
+    args.arch, epochs = start["arch"], args.epochs or start["epochs"]
+    base = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=epochs, folds=args.folds, seed=args.seed,
                        data_path=args.path, fixes=args.fixes, max_train_samples=args.max_train_samples)
     try:
         label_search.fold_configs(base.resolved(), args.folds)
@@ -214,7 +217,7 @@ def cmd_labels(args) -> int:
         print(json.dumps(item) if args.json else
               f"{item['rank']:5d}  {item.get('index', item.get('file'))}  given {item['given_name']} → "
               f"suggested {item['suggested_name']} ({item['confidence_in_suggested']:.0%})")
-    print(f"{len(found)} suspected label errors ({args.folds} folds of {args.arch}, "
+    print(f"{len(found)} suspected label errors ({args.folds} folds of {args.arch}, {epochs} epochs, "
           f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return 0
 
@@ -261,11 +264,12 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--engine", choices=ENGINES,
                        help="where the workers run (default: $CLASSIFIER_LAB_ENGINE, else local)")
         c.add_argument("--runs-dir")
-    lb = sub.add_parser("labels", help="find label errors in the training data (k-fold + confident learning)")
+    lb = sub.add_parser("labels", help="find label errors (k-fold + confident learning): in a built-in's training "
+                        "data, in all of an own dataset's images")
     lb.add_argument("--dataset", required=True, choices=names)
     lb.add_argument("--folds", type=int, default=4)
-    lb.add_argument("--arch", default="dense", choices=list(ARCHITECTURES))
-    lb.add_argument("--epochs", type=int, default=3)
+    lb.add_argument("--arch", choices=list(ARCHITECTURES), help="default: the dataset's (auto for own datasets)")
+    lb.add_argument("--epochs", type=int, help="default: the search's for that architecture")
     lb.add_argument("--seed", type=int, default=0)
     lb.add_argument("--fixes", action=argparse.BooleanOptionalAction, default=True,
                     help="search the data with the dataset's fixes applied (default) or the originals")

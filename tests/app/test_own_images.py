@@ -82,3 +82,35 @@ def test_mistakes_show_files_and_a_relabel_names_the_file_and_its_hash(noise):
     at = open_page(app(run), "app_pages/fixes.py")
     assert_clean(at, "gone")
     assert any("no longer in the dataset" in m.value for m in at.markdown)
+
+
+def test_label_errors_name_the_files_a_search_of_all_images_suspects(noise):
+    """A finished search of an own dataset (2 fold runs over train and test): suspects shown under their file,
+    exported with file, split and hash, and fixed by file and hash with one click."""
+    from core.data import fixes
+    from core.data.datasets import load_dataset
+    from core.store import runs
+    from core.train import label_search
+    from core.train.trainer import TrainConfig, train
+
+    runs_dir, _, run = noise
+    base = TrainConfig(dataset="noise", arch="dense", epochs=1, folds=2, runs_dir=str(runs_dir))
+    ids = [train(c).id for c in label_search.fold_configs(base, 2)]
+    label_search.record_path("noise", runs_dir).parent.mkdir(parents=True, exist_ok=True)
+    runs.write_json_atomic(label_search.record_path("noise", runs_dir),
+                           {"dataset": "noise", "runs": ids, "folds": 2, "arch": "dense", "epochs": 1, "fixes": False,
+                            "fixes_upto": None, "created": runs.now(), "keys": label_search.KEYS})
+    ds = load_dataset("noise")
+    files = set(ds.train_files) | set(ds.test_files)
+    at = open_page(app(run), "app_pages/label_errors.py")
+    assert_clean(at, "label errors")
+    assert any(h.value == "In all your images (train and test)" for h in at.header)
+    shown = [c.split(" given: ")[0] for c in captions(at) if " given: " in c]
+    assert any(s in files for s in shown), captions(at)  # the search's suspects (the test set's below: by file too)
+    assert all(s in files for s in shown)
+    assert [b for b in at.get("download_button") if b.proto.label == "Download all as CSV"]
+    first = next(b for b in at.button if b.key.startswith("ls_relabel_"))
+    first.click().run()
+    assert_clean(at, "one-click relabel")
+    fix = fixes.Overlay("noise", runs_dir).state()[0][-1]
+    assert fix.key in files and fix.hash in set(ds.train_hashes) | set(ds.test_hashes) and fix.view == "label errors"

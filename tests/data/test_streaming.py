@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core import config
-from core.data import datasets, registry, streaming, synthetic, uploads
+from core.data import datasets, streaming, synthetic, uploads
 from core.data.datasets import load_dataset
 
 
@@ -243,3 +243,21 @@ def test_pages_show_a_streamed_dataset_reading_only_the_images_on_screen(root, m
         assert_clean(at, page)
         assert any("streamed from a decoded cache" in c.value for c in at.caption), page
         assert reads and max(reads) <= 6, (page, reads)  # single images (the augmentation preview: 6)
+
+
+def test_a_label_search_pools_a_streamed_own_set_lazily_with_the_same_identities(root, monkeypatch, runs_dir):
+    from core.data import fixes
+    from core.train import label_search
+
+    mem, disk = load(monkeypatch, False), load(monkeypatch, True)
+    overlay = fixes.Overlay("tiny", runs_dir)
+    key, digest = fixes.item_ref(mem, "test", 0)
+    overlay.record("exclude", "test", key, hash=digest)  # left out of the search
+    overlay.add_image(np.full((40, 40, 3), 9, np.uint8), 1, view="predict")  # searched, as 'added'
+    a, b = (label_search.pool(fixes.apply(ds, overlay)) for ds in (mem, disk))
+    assert streaming.is_lazy(b.x) and not streaming.is_lazy(a.x) and len(b.y) == 30
+    np.testing.assert_array_equal(np.asarray(b.x), a.x)
+    for field in ("y", "keys", "hashes", "splits"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert key not in set(b.keys) and list(b.splits).count("added") == 1
+    assert list(b.splits).count("test") == len(mem.y_test) - 1
