@@ -242,3 +242,16 @@ def test_a_dataset_folder_copied_elsewhere_keeps_its_identities(pets, tmp_path):
     shutil.copytree(pets, pets.parent / "pets_copy")
     copy = load_dataset("pets_copy", image_size=(24, 24))
     assert splits(copy) == splits(ds) and set(copy.train_hashes) == set(ds.train_hashes)
+
+
+def test_compare_warns_when_two_runs_were_tested_on_other_images(pets):
+    from core.analysis.compare import split_warning
+
+    before = identity.split_version(load_dataset("pets", image_size=(24, 24)))
+    add("pets", "cats", range(60, 80), (200, 120, 40))  # 20 more: some of them are test images
+    ds = load_dataset("pets", image_size=(24, 24))
+    after = identity.split_version(ds)
+    assert after["test"] != before["test"]
+    assert "tested on different images" in split_warning(ds, {"split": before}, {"split": after})
+    assert split_warning(ds, {"split": after}, {"split": after}) is None
+    assert "before runs recorded" in split_warning(ds, {}, {"split": after})  # an own dataset's older run
