@@ -50,6 +50,8 @@ except ValueError as e:
     st.error(str(e))
     st.stop()
 names = list(ds.class_names)
+if result["split_warning"]:
+    st.warning(result["split_warning"], icon=":material/warning:")
 c1.caption(f"Data version {result['versions'][0]}")
 c2.caption(f"Data version {result['versions'][1]}")
 m1, m2, m3, m4 = st.columns(4)
@@ -81,5 +83,5 @@ for which, title in (("fixed", "Mistakes fixed"), ("new", "New mistakes")):
             cols = st.columns(6)
         i = row["test index"]
         cols[k % 6].image(charts.enlarge(np.asarray(ds.x_test[i]), 112), width="stretch",
-                          caption=f"#{i} {row['how']}: {row['label before']}→{row['label after']}, "
+                          caption=f"{row.get('file') or f'#{i}'} {row['how']}: {row['label before']}→{row['label after']}, "
                                   f"predicted {row['predicted before']}→{row['predicted after']}")

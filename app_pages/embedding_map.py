@@ -30,7 +30,8 @@ by = c2.radio("Colour by", COLOR_BY, horizontal=True, key="e_color")
 xy = inside.projection(run, ds, method)
 suspects = metrics.label_issues(probs, y, len(names))["index"] if by == "suspected label error" else ()
 groups = color_groups(by, y, pred, names, suspects)
-hover = [f"#{i} label {names[y[i]]} · predicted {names[pred[i]]} ({probs[i, pred[i]]:.0%})" for i in range(len(y))]
+name = (lambda i: ds.test_files[i]) if ds.has_files else (lambda i: f"#{i}")  # own images by their file
+hover = [f"{name(i)} label {names[y[i]]} · predicted {names[pred[i]]} ({probs[i, pred[i]]:.0%})" for i in range(len(y))]
 colors = inside_charts.GROUP_COLORS if by in ("right / wrong", "suspected label error") else None
 # a selection names points by (trace, position in it), so it belongs to one model, data, projection and
 # colouring: each gets a chart key of its own, and an old selection never picks from new groups
@@ -65,9 +66,9 @@ with t1:
         for col, a, b, d in zip(cols, dup["a"][start:start + 3], dup["b"][start:start + 3],
                                 dup["distance"][start:start + 3]):
             pair = np.concatenate([charts.enlarge(ds.x_test[a], 96), charts.enlarge(ds.x_test[b], 96)], axis=1)
-            col.image(pair, caption=f"#{a} ({names[y[a]]}) ~ #{b} ({names[y[b]]}), distance {d:.3g}")
+            col.image(pair, caption=f"{name(a)} ({names[y[a]]}) ~ {name(b)} ({names[y[b]]}), distance {d:.3g}")
 with t2:
     cols = st.columns(6)
     for k, (i, score) in enumerate(zip(out["index"][:SHOW], out["score"][:SHOW])):
         cols[k % 6].image(charts.enlarge(ds.x_test[i], 96), width="stretch",
-                          caption=f"#{i} {names[y[i]]} → {names[pred[i]]}, LOF {score:.2f}")
+                          caption=f"{name(i)} {names[y[i]]} → {names[pred[i]]}, LOF {score:.2f}")

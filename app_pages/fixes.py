@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from core import LabError
+from core.data import fixes as core_fixes
 from core.store import runs
 from ui import charts, fixes, state
 
@@ -12,7 +13,7 @@ if ds is None:
     st.stop()
 overlay = fixes.overlay(ds.name)
 try:
-    active, undone = overlay.state()
+    active, undone = core_fixes.placed(ds, overlay)  # where each fix's image is now (own images: by file and hash)
 except runs.RunError as e:
     st.error(str(e))
     st.stop()
@@ -30,29 +31,31 @@ def undo(fix_id: str) -> None:
         st.error(f"Could not undo: {e}")
 
 
-def thumbnail(fix):
+def thumbnail(fix, where):
     if fix.op == "add":
-        return fixes.train_image(ds, fix.file)
-    if fix.split == "test":
-        return np.asarray(ds.x_test[int(fix.key)]) if str(fix.key).isdigit() and int(fix.key) < len(ds.y_test) else None
-    return fixes.train_image(ds, str(fix.key))
+        return fixes.item_image(ds, "train", fix.file)
+    if not where.found:
+        return None
+    return np.asarray((ds.x_train if where.split == "train" else ds.x_test)[where.index])
 
 
-def describe(fix) -> str:
-    what = {"relabel": f"relabel {fix.split} #{fix.key} as **{fix.label_name or fix.label}**",
-            "exclude": f"exclude {fix.split} #{fix.key}",
+def describe(fix, where=None) -> str:
+    whom = core_fixes.whom(fix, where)
+    what = {"relabel": f"relabel {whom} as **{fix.label_name or fix.label}**", "exclude": f"exclude {whom}",
             "add": f"add a drawing to train as **{fix.label_name or fix.label}**"}[fix.op]
-    return f"{what} · from {fix.view or '?'} · {fix.when}"
+    note = core_fixes.NOTES.get(where.state) if where is not None else None
+    converted = f" (made on {fix.converted}, converted to its file)" if fix.converted else ""
+    return f"{what}{converted} · from {fix.view or '?'} · {fix.when}" + (f"  \n:orange[{note}]" if note else "")
 
 
 if not active:
     st.info("No active fixes for this dataset: open a mistake's details, a label error or a prediction to make one.")
-for fix in reversed(active):  # newest first
+for fix, where in reversed(active):  # newest first
     c1, c2, c3 = st.columns([1, 6, 1], vertical_alignment="center")
-    image = thumbnail(fix)
+    image = thumbnail(fix, where)
     if image is not None:
         c1.image(charts.enlarge(image, 56))
-    c2.markdown(describe(fix))
+    c2.markdown(describe(fix, where))
     c3.button("Undo", key=f"undo_{fix.id}", on_click=undo, args=(fix.id,), icon=":material/undo:")
 if undone:
     with st.expander(f"Undone ({len(undone)})"):

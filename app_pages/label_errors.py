@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from core.analysis import metrics
+from core.data.fixes import item_ref
 from ui import charts, downloads, fixes, label_search, state
 
 SHOW = 30
@@ -11,9 +12,10 @@ st.title("Likely label errors")
 ds = state.dataset()
 if ds is None:
     st.stop()
-st.header("In the training data")
-st.markdown("Every training image gets probabilities from a model that never saw it (k models, each trained "
-            "without one fold, on the training engine), then confident learning (cleanlab) ranks the images "
+st.header("In all your images (train and test)" if ds.has_files else "In the training data")
+st.markdown(f"Every {'image' if ds.has_files else 'training image'} gets probabilities from a model that never saw "
+            "it (k models, each trained without one fold, on the training engine), then confident learning "
+            "(cleanlab) ranks the images "
             "whose given label those models most doubt. Fix them with one click; fixes apply when you retrain "
             "with fixes (Runs page).")
 label_search.section(ds, state.folder_path())
@@ -36,7 +38,7 @@ c1, c2 = st.columns(2)
 c1.metric("flagged test images", f"{n:,}", help="Confident in a class other than the given label")
 c2.metric("share of the test set", f"{n / max(1, len(ds.y_test)):.1%}")
 
-rows = [{"test index": int(i), "given label": names[g], "suggested label": names[s],
+rows = [{"test index": int(i), **fixes.who(ds, "test", i), "given label": names[g], "suggested label": names[s],
          "confidence in given": round(float(cg), 4), "confidence in suggested": round(float(cs), 4)}
         for i, g, s, cg, cs in zip(issues["index"], issues["given"], issues["suggested"],
                                    issues["self_confidence"], issues["suggested_confidence"])]
@@ -53,6 +55,8 @@ for k, row in enumerate(rows[:SHOW]):
         cols = st.columns(6)  # a row of columns per 6 images, so rows stay aligned when captions wrap
     with cols[k % 6]:
         st.image(charts.enlarge(np.asarray(ds.x_test[i]), 112), width="stretch",
-                 caption=f"#{i} given: {row['given label']} → {row['suggested label']} "
-                         f"({row['confidence in suggested']:.0%})")
-        fixes.quick_controls(ds.name, "test", i, int(issues["suggested"][k]), names, "label errors", ns="le")
+                 caption=f"{ds.test_files[i] if ds.has_files else f'#{i}'} given: {row['given label']} → "
+                         f"{row['suggested label']} ({row['confidence in suggested']:.0%})")
+        key, digest = item_ref(ds, "test", i)
+        fixes.quick_controls(ds.name, "test", key, int(issues["suggested"][k]), names, "label errors", ns="le",
+                             digest=digest)

@@ -71,7 +71,7 @@ gallery = Gallery(run, ds, probs, prefix="m")
 
 # a callable is only run on the click: a rerun (every filter change) doesn't build the CSV
 st.download_button("Download these mistakes as CSV", lambda: downloads.to_csv([
-    {"test index": int(i), "true label": names[y[i]], "predicted label": names[pred[i]],
+    {"test index": int(i), **fixes.who(ds, "test", i), "true label": names[y[i]], "predicted label": names[pred[i]],
      "confidence": round(float(probs[i, pred[i]]), 4), "confidence in true": round(float(probs[i, y[i]]), 4)}
     for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:")
 

@@ -1,7 +1,7 @@
 """My data: make an image dataset of your own — upload, draw or photograph images per class."""
 import streamlit as st
 
-from core.data import owndata
+from core.data import owndata, registry, uploads
 from ui import state
 
 NEW = "➕ New dataset"
@@ -16,7 +16,7 @@ st.session_state.setdefault("md_gen", 0)  # bumped after each import: fresh, emp
 gen = st.session_state["md_gen"]
 
 
-def done(report: owndata.Report | None = None, message: str | None = None) -> None:
+def done(report: uploads.Report | None = None, message: str | None = None) -> None:
     """Keep the outcome for the next run, reset the inputs, redraw."""
     st.session_state["md_report"] = (report, message)
     st.session_state["md_gen"] += 1
@@ -38,7 +38,7 @@ def attempt(fn, *args):
     """Run an owndata operation; its refusal is one line on the page."""
     try:
         return fn(*args)
-    except owndata.OwnDataError as e:
+    except registry.OwnDataError as e:
         st.error(state.sentence(str(e)))
         return None
 
@@ -57,7 +57,7 @@ def import_zip(name: str) -> None:
     upload = st.file_uploader("Import a .zip of class subfolders (each folder becomes a class)", type=["zip"],
                               key=f"md_zip_{gen}")
     if upload is not None:
-        done(owndata.add_zip(name, upload, label=upload.name))
+        done(uploads.add_zip(name, upload, label=upload.name))
 
 
 def add_images(name: str, cls: str) -> None:
@@ -70,7 +70,7 @@ def add_images(name: str, cls: str) -> None:
                                   accept_multiple_files="directory", key=f"md_dir_{gen}")
         given = (files or []) + (folder or [])
         if given:
-            done(owndata.add_files(name, cls, [(f.name, f.getvalue()) for f in given]))
+            done(uploads.add_files(name, cls, [(f.name, f.getvalue()) for f in given]))
     elif mode == "Draw":
         from streamlit_drawable_canvas import st_canvas  # importing it outside a running app raises
 
@@ -80,12 +80,12 @@ def add_images(name: str, cls: str) -> None:
         image = getattr(result, "image_data", None)
         drawn = image is not None and image[..., 3].max() > 0
         if st.button("Add drawing", icon=":material/add_photo_alternate:", disabled=not drawn, key="md_add_drawing"):
-            if attempt(owndata.add_drawing, name, cls, image):
+            if attempt(uploads.add_drawing, name, cls, image):
                 done(message=f"Drawing added to {cls}.")
     else:
         shot = st.camera_input(f"Take a photo for {cls}", key=f"md_camera_{gen}")
         if shot is not None:
-            done(owndata.add_files(name, cls, [("photo.jpg", shot.getvalue())]))
+            done(uploads.add_files(name, cls, [("photo.jpg", shot.getvalue())]))
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
@@ -116,7 +116,7 @@ def confirm_delete(what: str, key: str, fn, *args) -> None:
 
 
 show_report()
-names = owndata.list_datasets()
+names = registry.list_datasets()
 pending = st.session_state.pop("md_pending", None)
 if pending in names:
     st.session_state["md_dataset"] = pending

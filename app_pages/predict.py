@@ -2,7 +2,7 @@
 import streamlit as st
 
 from core.model import compat
-from core.data.datasets import DATASETS, is_own
+from core.data.registry import DATASETS, is_own
 from core.analysis.inference import BlankImage, ImageError, predict_image
 from ui import charts, fixes, inside, state
 
@@ -71,7 +71,7 @@ with left:
                 "(drawing is for 28×28 grayscale models such as MNIST): upload a photo instead.")
     image = draw() if mode == "Draw" else upload()
     if own and mode == "Draw" and image is not None:
-        from core.data.owndata import canvas_image
+        from core.data.uploads import canvas_image
         image = canvas_image(image)  # the canvas's black, as My data stores drawings
 
 with right:

@@ -13,6 +13,7 @@ st.title("Train a model")
 # or they come back as the widgets' minimums (epochs 1, batch 8, …) instead of what the user set
 KEEP = "session"
 LIVE_KEY = "train_live"  # the run the last script run drew live: its end must redraw the sidebar too
+PRESETS_KEY = "train_presets"  # the architecture presets the form last put in its fields
 
 
 def _init_settings() -> None:
@@ -22,9 +23,10 @@ def _init_settings() -> None:
     values, ignored = settings.from_query(st.query_params.to_dict())
     dataset = values.get("train_dataset", state.active_dataset())
     arch = values.get("train_arch", settings.default_arch(dataset))
+    presets = settings.arch_defaults(arch)
     defaults = {"train_dataset": dataset, "train_arch": arch, "train_val": 0.1, "train_seed": 0,
-                "train_subset": 0, "train_patience": 0, **settings.arch_defaults(arch)}
-    st.session_state.update({**defaults, **values})
+                "train_subset": 0, "train_patience": 0, **presets}
+    st.session_state.update({**defaults, **values, PRESETS_KEY: presets})
     if ignored:
         st.warning("Ignored settings from the link: " + "; ".join(ignored))
 
@@ -35,7 +37,13 @@ def _on_dataset() -> None:  # own datasets train with `auto` by default
 
 
 def _on_arch() -> None:
-    st.session_state.update(settings.arch_defaults(st.session_state["train_arch"]))
+    """Load the architecture's presets into the fields that still hold the last presets. A value the person typed
+    (or a link gave) stays: a choice's rerun may arrive together with a number typed after it, and the number wins."""
+    presets, last = settings.arch_defaults(st.session_state["train_arch"]), st.session_state.get(PRESETS_KEY, {})
+    for key, value in presets.items():
+        if st.session_state.get(key) == last.get(key) and st.session_state.get(key) != value:
+            st.session_state[key] = value
+    st.session_state[PRESETS_KEY] = presets
 
 
 def config_form(run_id: str | None) -> TrainConfig:

@@ -38,14 +38,14 @@ def run(quick: bool) -> list[dict]:
             for run_id in record["runs"]:
                 engine.wait(run_id)
             t_folds = time.perf_counter() - t0
-            keys, labels, probs = label_search.collect(record["runs"], runs_dir)
+            held = label_search.collect(record["runs"], runs_dir)
             t_import, _ = common.timed(__import__, "cleanlab.filter")  # pandas and scikit-learn come with it
-            t_rank, found = common.timed(label_search.issues, keys, labels, probs, ds.class_names)
+            t_rank, found = common.timed(label_search.issues, held, ds.class_names)
             fits = [fixes.runs.load_run(engine.runs_dir / r).meta.get("fit_seconds", 0) for r in record["runs"]]
         finally:
             engine.close()
     hits = len({f.get("index") for f in found[:TOP]} & {int(i) for i in planted})
-    setup = f"{folds} folds × dense {epochs} epochs, {engine.slots} slot(s), {len(labels):,} training images"
+    setup = f"{folds} folds × dense {epochs} epochs, {engine.slots} slot(s), {len(held['labels']):,} training images"
     common.log(f"k-fold pass {t_folds:.1f} s, ranking {t_rank * 1000:.0f} ms, {hits}/{PLANTED} planted in top {TOP}")
     return [common.row("labels", "k-fold pass (submit → all folds saved)", round(t_folds, 1), "s", notes=setup),
             common.row("labels", "fit time per fold (median)", round(common.median(fits), 1), "s",

@@ -42,7 +42,7 @@ def train_child(name: str, env: dict, seed: int = 0) -> dict:
 
 
 def run(quick: bool) -> list[dict]:
-    from core.data import owndata, synthetic
+    from core.data import synthetic, uploads
 
     cases = [("shapes", 3)] if quick else [(k, n) for n in (3, 5) for k in synthetic.KINDS]
     rows, tmp = [], Path(tempfile.mkdtemp(prefix="bench-owndata-"))
@@ -52,7 +52,7 @@ def run(quick: bool) -> list[dict]:
         for kind, n in cases:
             name = f"{kind}{n}"
             src = synthetic.make(tmp / "src" / name, kind, n, PER_CLASS, seed=1)
-            report = owndata.import_source(src, name)
+            report = uploads.import_source(src, name)
             assert not report.problems, report.problems
             common.log(f"owndata: auto on {name} ({n} classes × {PER_CLASS})")
             r = train_child(name, env)

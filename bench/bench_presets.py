@@ -24,7 +24,7 @@ DATASETS = ("mnist", "fashion_mnist")
 
 
 def _test_slice(ds, n: int):
-    from core.data.datasets import Dataset
+    from core.data.registry import Dataset
 
     return Dataset(ds.name, ds.class_names, ds.x_train, ds.y_train, ds.x_test[:n], ds.y_test[:n],
                    f"{ds.source} (first {n:,} test images)", ds.augment)

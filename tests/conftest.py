@@ -72,7 +72,7 @@ def mnist():
 
 def dataset_slice(ds, n_train: int, n_test: int):
     """A smaller Dataset with the same classes, source marked as a slice."""
-    from core.data.datasets import Dataset
+    from core.data.registry import Dataset
 
     return Dataset(ds.name, ds.class_names, ds.x_train[:n_train], ds.y_train[:n_train],
                    ds.x_test[:n_test], ds.y_test[:n_test], f"{ds.source} (test slice)", ds.augment)

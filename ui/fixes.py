@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from core import LabError
-from core.data import fixes
+from core.data import fixes, identity
 
 from core.store import runs
 from core.model.architectures import ARCHITECTURES
@@ -22,7 +22,8 @@ def overlay(dataset: str) -> fixes.Overlay:
 
 
 def _done(fix: fixes.Fix) -> None:
-    what = f"{fix.split} image {fix.key}" if fix.op != "add" else "the image to the training set"
+    what = f"{fix.key}" if fix.hash else f"{fix.split} image {fix.key}"  # own images by file, built-ins by index
+    what = what if fix.op != "add" else "the image to the training set"
     st.toast(f"{VERBS[fix.op]} {what}" + (f" as {fix.label_name}" if fix.label_name else "")
              + " — see the Fixes page; it applies when you retrain with fixes.", icon=":material/check:")
 
@@ -34,17 +35,19 @@ def _record(dataset: str, *args, **kw) -> None:
         st.error(f"Could not save the fix: {e}")
 
 
-def fix_controls(dataset: str, split: str, key, given: int, names, view: str, suggested: int | None = None,
+def fix_controls(ds, split: str, i: int, given: int, view: str, suggested: int | None = None,
                  ns: str = "fix") -> None:
-    """'Relabel as …' and 'Exclude' for one item of a split; stored in the dataset's overlay, originals untouched."""
+    """'Relabel as …' and 'Exclude' for image i of a split; stored in the dataset's overlay, originals untouched."""
+    names = list(ds.class_names)
+    key, digest = fixes.item_ref(ds, split, i)  # own images by file and content hash, built-ins by index
     others = [c for c in range(len(names)) if c != given]
     default = others.index(suggested) if suggested in others else 0
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     new = c1.selectbox("Relabel as", others, index=default, format_func=lambda c: names[c], key=f"{ns}_label_{key}")
     c2.button("Relabel", key=f"{ns}_relabel_{key}", icon=":material/edit:", on_click=_record,
-              args=(dataset, "relabel", split, key, new, names[new]), kwargs={"view": view})
+              args=(ds.name, "relabel", split, key, new, names[new]), kwargs={"view": view, "hash": digest})
     c3.button("Exclude", key=f"{ns}_exclude_{key}", icon=":material/block:", on_click=_record,
-              args=(dataset, "exclude", split, key), kwargs={"view": view})
+              args=(ds.name, "exclude", split, key), kwargs={"view": view, "hash": digest})
 
 
 def add_controls(dataset: str, image: np.ndarray, names, top: int, view: str = "predict") -> None:
@@ -95,24 +98,40 @@ def retrain_with_fixes(run: runs.Run) -> str | None:
     return new
 
 
-def quick_controls(dataset: str, split: str, key, suggested: int, names, view: str, ns: str) -> None:
-    """Two one-click fixes under a thumbnail: relabel as the suggested class, or exclude."""
+def quick_controls(dataset: str, split: str, key, suggested: int, names, view: str, ns: str,
+                   digest: str | None = None) -> None:
+    """Two one-click fixes under a thumbnail: relabel as the suggested class, or exclude (own images: by file
+    and content hash)."""
     st.button(f"Relabel as {names[suggested]}", key=f"{ns}_relabel_{key}", icon=":material/edit:",
               on_click=_record, args=(dataset, "relabel", split, key, suggested, names[suggested]),
-              kwargs={"view": view}, width="stretch")
+              kwargs={"view": view, "hash": digest}, width="stretch")
     st.button("Exclude", key=f"{ns}_exclude_{key}", icon=":material/block:", on_click=_record,
-              args=(dataset, "exclude", split, key), kwargs={"view": view}, width="stretch")
+              args=(dataset, "exclude", split, key), kwargs={"view": view, "hash": digest}, width="stretch")
 
 
-def train_image(ds, key: str) -> np.ndarray | None:
-    """A training item's pixels by key: a built-in index or own-dataset path, or an image a fix added."""
-    where = {k: i for i, k in enumerate(fixes.item_keys(ds, "train"))}
-    if key in where:
-        return np.asarray(ds.x_train[where[key]])
+def item_image(ds, split: str, key, digest: str | None = None) -> np.ndarray | None:
+    """An image's pixels by how a fix or a search row names it: an index (built-ins), a file and content hash
+    (own datasets; found again after a rename), or an image a fix added (a file in the overlay's folder)."""
+    where = identity.locator(ds).place(split, key, digest)
+    if where.found:
+        return np.asarray((ds.x_train if where.split == "train" else ds.x_test)[where.index])
     from PIL import Image
 
     try:
-        with Image.open(overlay(ds.name).dir / key) as im:
-            return np.asarray(im.convert("L"))
+        with Image.open(overlay(ds.name).dir / str(key)) as im:
+            return np.asarray(im.convert("L" if len(ds.input_shape) == 2 else "RGB"))
     except (OSError, ValueError):
         return None
+
+
+def who(ds, split: str, i: int) -> dict:
+    """CSV columns naming an own image ({"file", "hash"}); none for built-ins, whose index column says it."""
+    if not ds.has_files:
+        return {}
+    key, digest = fixes.item_ref(ds, split, i)
+    return {"file": key, "hash": digest}
+
+
+def file_caption(ds, split: str, i: int) -> str:
+    """An own image's path inside its dataset folder, for the line under it ("" for built-ins, known by index)."""
+    return f"{ds.train_files[i] if split == 'train' else ds.test_files[i]} · " if ds.has_files else ""

@@ -29,9 +29,9 @@ class Gallery:
         return f"{self.prefix}_{name}"
 
     def caption(self, i: int) -> str:
-        text = f"Label: {self.names[self.y[i]]} | Predict: {self.names[self.pred[i]]} " \
-               f"({self.probs[i, self.pred[i]]:.0%})"
-        return f"#{i} {text}" if self.numbered else text
+        text = f"{fixes.file_caption(self.ds, 'test', i)}Label: {self.names[self.y[i]]} | " \
+               f"Predict: {self.names[self.pred[i]]} ({self.probs[i, self.pred[i]]:.0%})"
+        return f"#{i} {text}" if self.numbered and not self.ds.has_files else text  # own images: by file
 
     def detail_panel(self, i: int) -> None:
         """One test image large, with its confidence in every class."""
@@ -44,10 +44,10 @@ class Gallery:
                 d1.image(overlay, caption=f"{how} for '{names[pred[i]]}'")
             d1.button("Close", key=self.key("close"), on_click=st.session_state.pop, args=(self.key("detail"), None))
             d2.plotly_chart(charts.confidence_bars(self.probs[i], names, int(pred[i]), int(y[i])), key="detail_bars")
-            d2.caption(f"Test image #{i}: red = predicted class, blue = true class.")
+            which = self.ds.test_files[i] if self.ds.has_files else f"#{i}"
+            d2.caption(f"Test image {which}: red = predicted class, blue = true class.")
             with d2:
-                fixes.fix_controls(self.ds.name, "test", i, int(y[i]), names, self.view, suggested=int(pred[i]),
-                                   ns=self.prefix)
+                fixes.fix_controls(self.ds, "test", i, int(y[i]), self.view, suggested=int(pred[i]), ns=self.prefix)
 
     def opened(self) -> int | None:
         """The test index whose details are open, if it was opened on this model."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from core.data.datasets import dataset_names
+from core.data.registry import dataset_names
 from core.model.architectures import ARCHITECTURES
 from core.model.recipes import default_arch  # noqa: F401  (the Train page's starting architecture)
 from core.train.trainer import OPTIMIZERS, TrainConfig

@@ -12,7 +12,9 @@ import streamlit as st
 from core.model import compat
 
 from core.store import runs
-from core.data.datasets import DatasetUnavailable, dataset_names, dataset_status, load_dataset, spec
+from core.data.datasets import DatasetUnavailable, dataset_status, load_dataset
+from core.data import identity
+from core.data.registry import dataset_names, spec
 
 DATASET_KEY, MODEL_KEY = "active_dataset", "active_model"
 
@@ -148,7 +150,7 @@ def model(run: runs.Run):
 
 
 @st.cache_data(max_entries=8, show_spinner="Predicting the test set…")
-def _test_probs(model_path: str, mtime: float, name: str, path: str | None) -> np.ndarray:
+def _test_probs(model_path: str, mtime: float, name: str, path: str | None, test_images: str) -> np.ndarray:
     from core.analysis.inference import predict, stored_test_probs
 
     ds = load_dataset(name, path=path)
@@ -170,10 +172,12 @@ def sentence(text: str) -> str:
 
 
 def test_probs(run: runs.Run, ds) -> np.ndarray:
-    """Test-set probabilities of a model on a dataset, computed once and cached."""
+    """Test-set probabilities of a model on a dataset, computed once per test set and cached (an own dataset's
+    test images change when files are added or removed: the cache is keyed by which they are)."""
+    test_images = identity.split_version(ds)["test"] if ds.has_files else ds.source
     try:
         return _test_probs(str(run.model_path), run.model_path.stat().st_mtime, ds.name,
-                           run.config.get("data_path"))
+                           run.config.get("data_path"), test_images)
     except (runs.RunError, OSError) as e:
         _unusable(run, e)
 

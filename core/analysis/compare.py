@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from core import InvalidValue
-from core.data import fixes
+from core.data import fixes, identity
 from core.analysis.metrics import confusion_matrix, per_class
 
 
@@ -36,14 +36,31 @@ def compare(ds, meta_a: dict, probs_a: np.ndarray, meta_b: dict, probs_b: np.nda
             "per_class": (per_class(cm_a)["accuracy"], per_class(cm_b)["accuracy"]),
             "confusion": (cm_a, cm_b), "confusion_diff": cm_b - cm_a,
             "fixed": fixed, "new": new, "relabelled": relabelled,
-            "labels": (y_a, y_b), "pred": (pred_a, pred_b),
+            "labels": (y_a, y_b), "pred": (pred_a, pred_b), "files": ds.test_files,
+            "split_warning": split_warning(ds, meta_a, meta_b),
             "versions": (fixes.version_id(meta_a.get("data_version")), fixes.version_id(meta_b.get("data_version")))}
 
 
+def split_warning(ds, meta_a: dict, meta_b: dict) -> str | None:
+    """A sentence when the two runs were not tested on the same images (the dataset changed between them), or
+    when an own dataset's run predates split versions and may not have been; None when they were."""
+    same = identity.same_test_images(meta_a, meta_b)
+    if same:
+        return None
+    if same is False:
+        return ("A and B were tested on different images (the dataset changed between the two trainings): their "
+                "recorded test accuracies are not comparable. The figures here are both measured on today's test "
+                "images, some of which one of them may have trained on.")
+    if ds.has_files:
+        return ("One of these runs was trained before runs recorded which test images they used, so it may have "
+                "been tested on other images; the figures here are both measured on today's test images.")
+    return None
+
+
 def changes(result: dict, which: str, class_names) -> list[dict]:
-    """Rows for a table of the fixed or the new mistakes: index, labels and predictions before and after."""
+    """Rows for a table of the fixed or the new mistakes: index (and file), labels and predictions before and after."""
     (y_a, y_b), (p_a, p_b) = result["labels"], result["pred"]
-    relabelled = set(result["relabelled"].tolist())
-    return [{"test index": int(i), "label before": class_names[y_a[i]], "predicted before": class_names[p_a[i]],
+    relabelled, files = set(result["relabelled"].tolist()), result.get("files")
+    return [{"test index": int(i), **({"file": str(files[i])} if files is not None else {}), "label before": class_names[y_a[i]], "predicted before": class_names[p_a[i]],
              "label after": class_names[y_b[i]], "predicted after": class_names[p_b[i]],
              "how": "label fixed" if i in relabelled else "model"} for i in result[which]]

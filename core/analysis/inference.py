@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from core import LabError, InvalidValue
+from core.data import identity
 from core.data.images import ImageError, array_to_image, fit_rgb, flatten_alpha, open_image, standard_mode
 from core.store import runs
 
@@ -293,10 +294,12 @@ def predict_image(model, image, class_names, *, k: int = 3, box: int | None = No
 
 def stored_test_probs(model_path: Path, ds) -> np.ndarray | None:
     """The test-set probabilities training saved beside `model_path` (test_probs.npy), when they are for exactly
-    `ds`'s test split (run.json names the same data source, the shape matches); None otherwise, or if damaged."""
+    `ds`'s test split (run.json names the same data source, the shape matches, and on an own dataset the files and
+    content hashes saved beside them are these test images, row by row); None otherwise, or if damaged."""
     stored = Path(model_path).with_name("test_probs.npy")
     meta = runs.read_json(stored.with_name("run.json"), {}) or {}
-    if not stored.is_file() or (meta.get("data") or {}).get("source") != ds.source:
+    if not stored.is_file() or (meta.get("data") or {}).get("source") != ds.source \
+            or not identity.stored_test_keys_match(stored.parent, ds):
         return None
     try:
         probs = np.load(stored)

@@ -1,4 +1,4 @@
-"""Command line: python -m core datasets|data|train|lr-find|sweep|labels|evaluate|predict|export."""
+"""Command line: python -m core datasets|data|fixes|train|lr-find|sweep|labels|evaluate|predict|export."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +8,9 @@ import time
 
 from core import LabError
 from core.store import runs
-from core.data import owndata
-from core.data.datasets import dataset_names, dataset_status
+from core.cli.data_commands import add_parsers, cmd_data, cmd_fixes
+from core.data.datasets import dataset_status
+from core.data.registry import dataset_names
 from core.engine.scheduler import ENGINES
 from core.model.architectures import ARCHITECTURES
 from core.model.recipes import default_arch
@@ -23,25 +24,6 @@ def cmd_datasets(args) -> int:
         ok, line = dataset_status(name, args.path if name == "folder" else None)
         print(f"{name:14s} {'available' if ok else 'unavailable':12s} {line}")
     return 0
-
-
-def cmd_data(args) -> int:
-    """Own datasets: import a zip or folder of class subfolders (checked as browser uploads are), or list them."""
-    if args.action == "list":
-        print(f"data folder: {owndata.data_root()}")
-        for name in owndata.list_datasets():
-            counts = owndata.class_counts(name)
-            print(f"{name:24s} {len(counts)} classes, {sum(counts.values()):,} images: "
-                  + ", ".join(f"{c} {n}" for c, n in counts.items()))
-        return 0
-    if not args.source or not args.name:
-        raise owndata.OwnDataError("data import needs a zip file or folder and --name")
-    report = owndata.import_source(args.source, args.name)
-    for line in report.problems:
-        print(f"refused: {line}", file=sys.stderr)
-    print(json.dumps({"dataset": owndata.dataset_name(args.name), "added": report.added,
-                      "refused": len(report.problems), "path": str(owndata.dataset_dir(args.name))}))
-    return 1 if report.problems else 0
 
 
 def _progress(feed, active) -> None:
@@ -211,11 +193,14 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_labels(args) -> int:
-    """Suspected label errors in the training data (k-fold out-of-sample probabilities + cleanlab)."""
+    """Suspected label errors (k-fold out-of-sample probabilities + cleanlab): a built-in's training split, all of an
+    own dataset's images (each line names the file, its split and hash)."""
     from core.train import label_search
     from core.engine.scheduler import Engine
 
-    base = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, folds=args.folds, seed=args.seed,
+    start = label_search.defaults(args.dataset, args.arch)  # the dataset's default recipe
+    args.arch, epochs = start["arch"], args.epochs or start["epochs"]
+    base = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=epochs, folds=args.folds, seed=args.seed,
                        data_path=args.path, fixes=args.fixes, max_train_samples=args.max_train_samples)
     try:
         label_search.fold_configs(base.resolved(), args.folds)
@@ -232,7 +217,7 @@ def cmd_labels(args) -> int:
         print(json.dumps(item) if args.json else
               f"{item['rank']:5d}  {item.get('index', item.get('file'))}  given {item['given_name']} → "
               f"suggested {item['suggested_name']} ({item['confidence_in_suggested']:.0%})")
-    print(f"{len(found)} suspected label errors ({args.folds} folds of {args.arch}, "
+    print(f"{len(found)} suspected label errors ({args.folds} folds of {args.arch}, {epochs} epochs, "
           f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return 0
 
@@ -243,10 +228,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="list datasets and where they come from")
     d.add_argument("--path", help="directory for the folder dataset")
     names = dataset_names(include_folder=True)
-    d = sub.add_parser("data", help="own datasets under the data folder ($CLASSIFIER_LAB_DATA): import or list")
-    d.add_argument("action", choices=("import", "list"))
-    d.add_argument("source", nargs="?", help="a .zip or a folder of class subfolders (import)")
-    d.add_argument("--name", help="the dataset to import into (made if missing)")
+    add_parsers(sub, names)
     t = sub.add_parser("train", help="train a model and save a run")
     t.add_argument("--arch", choices=list(ARCHITECTURES), help="default: auto for own datasets, dense otherwise")
     t.add_argument("--epochs", type=int)
@@ -282,11 +264,12 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--engine", choices=ENGINES,
                        help="where the workers run (default: $CLASSIFIER_LAB_ENGINE, else local)")
         c.add_argument("--runs-dir")
-    lb = sub.add_parser("labels", help="find label errors in the training data (k-fold + confident learning)")
+    lb = sub.add_parser("labels", help="find label errors (k-fold + confident learning): in a built-in's training "
+                        "data, in all of an own dataset's images")
     lb.add_argument("--dataset", required=True, choices=names)
     lb.add_argument("--folds", type=int, default=4)
-    lb.add_argument("--arch", default="dense", choices=list(ARCHITECTURES))
-    lb.add_argument("--epochs", type=int, default=3)
+    lb.add_argument("--arch", choices=list(ARCHITECTURES), help="default: the dataset's (auto for own datasets)")
+    lb.add_argument("--epochs", type=int, help="default: the search's for that architecture")
     lb.add_argument("--seed", type=int, default=0)
     lb.add_argument("--fixes", action=argparse.BooleanOptionalAction, default=True,
                     help="search the data with the dataset's fixes applied (default) or the originals")
@@ -318,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    commands = {"datasets": cmd_datasets, "data": cmd_data, "train": cmd_train, "lr-find": cmd_lr_find,
+    commands = {"datasets": cmd_datasets, "data": cmd_data, "fixes": cmd_fixes, "train": cmd_train, "lr-find": cmd_lr_find,
                 "sweep": cmd_sweep, "labels": cmd_labels, "evaluate": cmd_evaluate, "predict": cmd_predict,
                 "export": cmd_export}
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from core.model import compat
 
 from core.store import runs
-from core.data.datasets import DATASETS, dataset_names
+from core.data.registry import DATASETS, dataset_names
 
 
 def _load(spec: str, runs_dir):

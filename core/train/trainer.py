@@ -226,7 +226,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     """
     import keras
 
-    from core.data import fixes
+    from core.data import fixes, identity
 
     from core.train import label_search
     from core.analysis.metrics import summary
@@ -266,14 +266,15 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
     try:
         ds = dataset or load_dataset(cfg.dataset, path=cfg.data_path, image_size=tuple(cfg.image_size))
         prep = fixes.for_config(ds, cfg)  # the overlay, if asked for; the data version goes into run.json
-        ds, held = label_search.hold_out(prep, cfg)
+        ds, held, test_keep = label_search.hold_out(prep, cfg)
         x_tr, y_tr, x_val, y_val = _split(ds, cfg)
         if len(y_tr) == 0:
             raise InvalidValue("no training samples left after the validation split")
         meta["data"] = {"source": ds.source, "class_names": list(ds.class_names),
                         "input_shape": list(ds.input_shape), "n_train": len(y_tr), "n_val": len(y_val),
-                        "n_test": int(prep.test_keep.sum())}
+                        "n_test": int(test_keep.sum())}
         meta["data_version"] = prep.version
+        meta["split"] = identity.split_version(ds)  # which test images: Compare warns when two runs' differ
         keras.utils.set_random_seed(cfg.seed)
         augment = cfg.augment if cfg.augment is not None else cfg.arch == "cnn_augmented"
         plan = ARCHITECTURES[cfg.arch].plan(x_tr, y_tr, cfg) if ARCHITECTURES[cfg.arch].plan else {}
@@ -317,20 +318,21 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         status = runs.RunStatus.STOPPED if stop.is_set() else runs.RunStatus.FINISHED
         store.update(status="evaluating")
         probs = softmax(head.logits(ds.x_test)) if head else predict(model, ds.x_test)
-        test = summary(probs[prep.test_keep], ds.y_test[prep.test_keep], ds.class_names)
+        test = summary(probs[test_keep], ds.y_test[test_keep], ds.class_names)
         meta.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
         store.update(status="saving")
         model.save(tmp)
         os.replace(tmp, path / "model.keras")
         np.save(path / "test_probs.npy", probs.astype(np.float32))
+        identity.save_test_keys(path, ds)
         # so the embedding map opens without a pass (a pretrained model's come from the feature cache)
         embedding.save_test(model, ds.x_test, path, full=head.embeddings(ds.x_test) if head else None)
         if held:
-            label_search.save_heldout(path, model, *held, probs=softmax(head.logits(held[0])) if head else None)
+            label_search.save_heldout(path, model, held, probs=softmax(head.logits(held.x)) if head else None)
         return _finish(path, meta, store, status, test_accuracy=meta["test_accuracy"], test_loss=meta["test_loss"])
     except BaseException as e:
         meta["error"] = _friendly(e)
-        for partial in (tmp, path / "test_probs.npy", path / embedding.STORED):
+        for partial in (tmp, path / "test_probs.npy", path / identity.TEST_KEYS, path / embedding.STORED):
             try:  # a disk that filled up mid-save: free the half-written file first, so run.json fits
                 partial.unlink(missing_ok=True)
             except OSError:

@@ -142,17 +142,17 @@ def png_bytes() -> bytes:
 
 
 def test_my_data_page_makes_a_dataset_and_deletes_it_after_confirmation(mnist_run):
-    from core.data import owndata
+    from core.data import registry, uploads
 
     at = open_page(new_app(), "app_pages/my_data.py")
     assert_clean(at, "my data, empty")
     at.text_input[0].input("toys!")  # in a form: sent with the submit button
     button(at, "Create").click().run()
-    assert at.selectbox(key="md_dataset").value == "toys" and "toys" in owndata.list_datasets()
+    assert at.selectbox(key="md_dataset").value == "toys" and "toys" in registry.list_datasets()
     for cls in ("ball", "car"):
         at.text_input(key="md_new_class").input(cls)
         button(at, "Add class").click().run()
-        owndata.add_files("toys", cls, [(f"{cls}.png", png_bytes())])
+        uploads.add_files("toys", cls, [(f"{cls}.png", png_bytes())])
     at.run()
     assert_clean(at, "my data, two classes")
     assert "toys (my data)" in list(at.sidebar.selectbox(key="active_dataset").proto.options)
@@ -162,7 +162,7 @@ def test_my_data_page_makes_a_dataset_and_deletes_it_after_confirmation(mnist_ru
     at.checkbox(key="md_delete_dataset_sure").check().run()
     button(at, "Delete dataset toys and all its images").click().run()
     assert_clean(at, "my data, deleted")
-    assert owndata.list_datasets() == [] and at.selectbox(key="md_dataset").value == "➕ New dataset"
+    assert registry.list_datasets() == [] and at.selectbox(key="md_dataset").value == "➕ New dataset"
 
 
 def test_every_page_is_routed():
@@ -206,11 +206,11 @@ def test_data_page_counts_and_augmentation():
 
 @pytest.mark.parametrize("dataset", ["flowers", "one_class"])
 def test_unavailable_dataset_warns_on_every_page(dataset, mnist_run):
-    from core.data import owndata
+    from core.data import owndata, uploads
 
     if dataset == "one_class":  # an own dataset with a single class cannot be trained on yet
         owndata.create(dataset)
-        owndata.add_files(dataset, "only", [("a.png", png_bytes())])
+        uploads.add_files(dataset, "only", [("a.png", png_bytes())])
     at = new_app()
     at.sidebar.selectbox(key="active_dataset").set_value(dataset).run()
     for page in PAGES:

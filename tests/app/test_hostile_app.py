@@ -242,7 +242,7 @@ def test_import_a_keras_model_on_the_runs_page(app_env, good_run, tmp_path):
 
 def test_a_colour_model_goes_with_a_named_dataset_never_a_server_folder(app_env, tmp_path, monkeypatch):
     """The import offers Flowers and own datasets with one class per output; no free-text "folder" path."""
-    from core.data import owndata, synthetic
+    from core.data import synthetic, uploads
 
     monkeypatch.setenv(config.DATA.name, str(tmp_path / "data"))
     rgb = keras_model(tmp_path / "rgb.keras", (32, 32, 3), 4).read_bytes()
@@ -251,8 +251,8 @@ def test_a_colour_model_goes_with_a_named_dataset_never_a_server_folder(app_env,
     assert not at.exception and len(at.error) == 1
     assert at.error[0].value.startswith("Cannot import this model: rgb.keras: the model takes 32×32×3 inputs "
                                         "with 4 outputs; Classifier Lab uses")
-    owndata.import_source(synthetic.make(tmp_path / "src4", "colours", 4, 2), "paints")
-    owndata.import_source(synthetic.make(tmp_path / "src3", "shapes", 3, 2), "shapes3")
+    uploads.import_source(synthetic.make(tmp_path / "src4", "colours", 4, 2), "paints")
+    uploads.import_source(synthetic.make(tmp_path / "src3", "shapes", 3, 2), "shapes3")
     at = open_page(new_app(), "app_pages/runs.py")
     upload_model(at, "rgb2.keras", rgb)
     assert_clean(at, "rgb upload")

@@ -47,3 +47,23 @@ def test_train_page_reads_and_writes_the_url(monkeypatch, tmp_path):
     at.number_input(key="train_seed").set_value(42).run()
     assert at.query_params["seed"] == "42"
     assert at.query_params["arch"] == "cnn_strong" and at.query_params["epochs"] == "3"
+
+
+def test_a_typed_number_wins_over_a_late_rerun_from_the_dataset_choice(monkeypatch, tmp_path):
+    """The form race (issue 24): the dataset choice's rerun reaches the server with a number typed meanwhile, in one
+    rerun, as a browser sends them when the person types before that rerun ran. The dataset's presets must not
+    overwrite what was typed; a setting nobody typed still follows them."""
+    monkeypatch.setenv("CLASSIFIER_LAB_RUNS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert at.number_input(key="train_epochs").value == 5  # dense's preset
+    at.selectbox(key="train_dataset").set_value("fashion_mnist")
+    at.number_input(key="train_epochs").set_value(200)  # typed before the choice's rerun ran
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="train_dataset").value == "fashion_mnist"
+    assert at.number_input(key="train_epochs").value == 200 and at.query_params["epochs"] == "200"
+    at.selectbox(key="train_arch").set_value("cnn_strong").run()  # a later choice: presets for what nobody typed
+    assert at.number_input(key="train_epochs").value == 200
+    assert at.select_slider(key="train_batch").value == 128 and at.query_params["arch"] == "cnn_strong"

@@ -245,3 +245,46 @@ def test_labels_prints_one_json_object_per_suspect_best_first(start, tmp_path, m
         assert 0 <= f["index"] < len(mnist.y_train) and f["given"] == mnist.y_train[f["index"]] != f["suggested"]
     assert "suspected label errors (2 folds of dense" in err
     assert len(list(tmp_path.glob("*-mnist-dense-*"))) == 2  # the fold runs are ordinary runs
+
+
+def test_data_show_and_fixes_commands_follow_an_image_by_its_file(tmp_path, monkeypatch, capsys, runs_dir):
+    """`data show` lists every image with file, hash, split and labels; `fixes relabel|exclude|undo|list` name
+    an own image by its file, refuse what the pages refuse, and a renamed file keeps its fix."""
+    from core import config
+    from core.data import synthetic, uploads
+
+    monkeypatch.setenv(config.DATA.name, str(tmp_path / "data"))
+    uploads.import_source(synthetic.make(tmp_path / "src", "colours", 2, 6), "paints")
+
+    def run(*args) -> tuple[int, list, str]:
+        code = cli.main(list(map(str, args)))
+        out = capsys.readouterr()
+        return code, json_lines(out.out) if "--json" in args else out.out, out.err
+
+    code, rows, _ = run("data", "show", "--dataset", "paints", "--json")
+    assert code == 0 and len(rows) == 12 and {r["split"] for r in rows} <= {"train", "test"}
+    assert all(set(r) >= {"file", "hash", "split", "label", "label_after_fixes", "fix"} for r in rows)
+    first = next(r for r in rows if r["file"] == "green/green_0.png")
+    assert first["label"] == first["label_after_fixes"] == "green" and first["fix"] is None
+    code, [made], _ = run("fixes", "relabel", "--dataset", "paints", "--file", "green/green_0.png", "--label", "red",
+                       "--json")
+    assert code == 0 and made["image"] == "green/green_0.png" and made["hash"] == first["hash"]
+    code, _, err = run("fixes", "relabel", "--dataset", "paints", "--file", "green/green_0.png", "--label", "red")
+    assert code == 2 and "labelled red already" in err
+    code, _, err = run("fixes", "exclude", "--dataset", "paints", "--file", "nothing.png")
+    assert code == 2 and "no such image" in err
+    code, out, _ = run("fixes", "exclude", "--dataset", "paints", "--file", "red_1.png")  # a unique name will do
+    assert code == 0 and out.startswith("exclude: red/red_1.png")
+    (tmp_path / "data" / "paints" / "green" / "green_0.png").rename(tmp_path / "data" / "paints" / "green" / "x.png")
+    code, rows, _ = run("data", "show", "--dataset", "paints", "--json")
+    moved = next(r for r in rows if r["file"] == "green/x.png")
+    assert moved["label_after_fixes"] == "red" and moved["fix"] == "relabelled" and moved["hash"] == first["hash"]
+    assert next(r for r in rows if r["file"] == "red/red_1.png")["label_after_fixes"] is None
+    code, listed, _ = run("fixes", "list", "--dataset", "paints", "--json")
+    assert [(f["op"], f["image"], f["state"]) for f in listed] == [("relabel", "green/x.png", "moved"),
+                                                                   ("exclude", "red/red_1.png", "found")]
+    code, [undone], _ = run("fixes", "undo", "--dataset", "paints", "--file", "green/x.png", "--json")
+    assert code == 0 and undone["op"] == "relabel" and undone["action"] == "undo"
+    assert [f["op"] for f in run("fixes", "list", "--dataset", "paints", "--json")[1]] == ["exclude"]
+    code, _, err = run("fixes", "exclude", "--dataset", "mnist", "--file", "a.png")
+    assert code == 2 and "--index" in err  # built-ins' images have no files

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from core.data import fixes
+from core.data import fixes, identity
 
 from core.store import runs
 from core.analysis.compare import changes, compare
@@ -104,9 +104,11 @@ def test_a_run_with_fixes_records_its_version_and_compare_shows_the_label_fix(ru
     ov.record("relabel", "test", wrong, int(probs_a[wrong].argmax()), view="mistakes")
     after = train(TrainConfig(**cfg, fixes=True), dataset=small)
     assert before.meta["data_version"] == {"base": fixes.base_hash(small), "fixes": None}
+    assert before.meta["split"] == after.meta["split"] == identity.split_version(small)
     assert after.meta["data_version"]["fixes"]["lines"] == 1 and after.meta["data_version"]["base"] == fixes.base_hash(small)
     result = compare(small, before.meta, probs_a, after.meta, np.load(after.path / "test_probs.npy"), runs_dir)
     assert result["relabelled"].tolist() == [wrong]
     row = next(r for r in changes(result, "fixed", small.class_names) if r["test index"] == wrong)
     assert row["how"] == "label fixed" and row["label after"] == row["predicted before"]
     assert result["confusion_diff"].sum() == 0 and result["confusion"][0].sum() == 100
+    assert result["split_warning"] is None  # both tested on the same images

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core import config
-from core.data import datasets, owndata, streaming, synthetic
+from core.data import datasets, streaming, synthetic, uploads
 from core.data.datasets import load_dataset
 
 
@@ -16,7 +16,7 @@ def root(tmp_path, monkeypatch) -> Path:
     """A data root of this test's own holding `tiny`: 3 classes of 10 generated shapes."""
     path = tmp_path / "data"
     monkeypatch.setenv(config.DATA.name, str(path))
-    owndata.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 10), "tiny")
+    uploads.import_source(synthetic.make(tmp_path / "src", "shapes", 3, 10), "tiny")
     datasets._load.cache_clear()  # the switch below must not meet a dataset cached by another test
     yield path
     datasets._load.cache_clear()
@@ -49,6 +49,8 @@ def test_streamed_split_and_pixels_equal_the_in_memory_path(root, monkeypatch):
     assert disk.class_names == mem.class_names and disk.input_shape == mem.input_shape == (40, 40, 3)
     np.testing.assert_array_equal(disk.y_train, mem.y_train)
     np.testing.assert_array_equal(disk.y_test, mem.y_test)
+    for field in ("train_files", "test_files", "train_hashes", "test_hashes"):  # the same identities, too
+        np.testing.assert_array_equal(getattr(disk, field), getattr(mem, field))
     np.testing.assert_array_equal(np.asarray(disk.x_train), mem.x_train)  # same decoder, same order
     np.testing.assert_array_equal(disk.x_test[3], mem.x_test[3])           # one image, read on its own
     np.testing.assert_array_equal(disk.x_test[[4, 1]], mem.x_test[[4, 1]])
@@ -166,7 +168,8 @@ def test_a_fix_that_adds_images_keeps_a_streamed_set_on_disk(root, monkeypatch, 
 
     ds = load(monkeypatch, True)
     overlay = fixes.Overlay("tiny", runs_dir)
-    overlay.record("exclude", "train", 0)
+    key, digest = fixes.item_ref(ds, "train", 0)  # own images are named by file and content hash
+    overlay.record("exclude", "train", key, hash=digest)
     added = np.full((40, 40, 3), 7, np.uint8)
     overlay.add_image(added, 2, view="predict")
 
@@ -240,3 +243,21 @@ def test_pages_show_a_streamed_dataset_reading_only_the_images_on_screen(root, m
         assert_clean(at, page)
         assert any("streamed from a decoded cache" in c.value for c in at.caption), page
         assert reads and max(reads) <= 6, (page, reads)  # single images (the augmentation preview: 6)
+
+
+def test_a_label_search_pools_a_streamed_own_set_lazily_with_the_same_identities(root, monkeypatch, runs_dir):
+    from core.data import fixes
+    from core.train import label_search
+
+    mem, disk = load(monkeypatch, False), load(monkeypatch, True)
+    overlay = fixes.Overlay("tiny", runs_dir)
+    key, digest = fixes.item_ref(mem, "test", 0)
+    overlay.record("exclude", "test", key, hash=digest)  # left out of the search
+    overlay.add_image(np.full((40, 40, 3), 9, np.uint8), 1, view="predict")  # searched, as 'added'
+    a, b = (label_search.pool(fixes.apply(ds, overlay)) for ds in (mem, disk))
+    assert streaming.is_lazy(b.x) and not streaming.is_lazy(a.x) and len(b.y) == 30
+    np.testing.assert_array_equal(np.asarray(b.x), a.x)
+    for field in ("y", "keys", "hashes", "splits"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert key not in set(b.keys) and list(b.splits).count("added") == 1
+    assert list(b.splits).count("test") == len(mem.y_test) - 1

@@ -437,7 +437,7 @@ def test_many_trainings_do_not_grow_memory_without_bound(tmp_path, mnist_small):
     must stay well under a leak of the model's data or the dataset per run."""
     import gc
 
-    from core.data.datasets import Dataset
+    from core.data.registry import Dataset
     from core.train.trainer import TrainConfig, train
 
     ds = Dataset("mnist", mnist_small.class_names, mnist_small.x_train[:512], mnist_small.y_train[:512],

@@ -15,7 +15,7 @@ def photos(tmp_path, monkeypatch):
     from PIL import Image
 
     from core import config
-    from core.data import owndata
+    from core.data import uploads
     from core.data.datasets import load_dataset
 
     monkeypatch.setenv(config.DATA.name, str(tmp_path / "data"))
@@ -26,7 +26,7 @@ def photos(tmp_path, monkeypatch):
         folder.mkdir(parents=True)
         for i, j in enumerate(np.flatnonzero(fashion.y_test == k)[:10]):
             Image.fromarray(fashion.x_test[j]).convert("RGB").resize((56, 56)).save(folder / f"{i:02d}.png")
-    owndata.import_source(tmp_path / "src", "photos")
+    uploads.import_source(tmp_path / "src", "photos")
     return "photos"
 
 

@@ -191,7 +191,8 @@ def test_list_runs_newest_first_and_missing_folder(tmp_path, runs_dir):
 KILL_SCRIPT = r"""
 import sys, time
 import keras, numpy as np
-from core.data.datasets import Dataset, load_dataset
+from core.data.datasets import load_dataset
+from core.data.registry import Dataset
 from core.train.trainer import TrainConfig, train
 
 mode, runs_dir = sys.argv[1], sys.argv[2]
