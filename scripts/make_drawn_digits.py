@@ -551,6 +551,7 @@ def heldout() -> dict:
     """Derive the pass marks (once), then generate the held-out split and measure the bundled model on it."""
     from datetime import date
 
+    sys.path.insert(0, str(ROOT))
     from core.store.runs import read_json, write_json_atomic
 
     model, about = _bundled_mnist()
