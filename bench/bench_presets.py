@@ -3,7 +3,8 @@ subset here) and Fashion-MNIST, trained by core.train.trainer.train. Full mode: 
 and each architecture's default epochs, but training is stopped (the app's Stop) after 10 minutes of
 fitting, and the test accuracy reached by then is reported; quick mode: 3,000 training samples,
 1 epoch, 2,000 test images. Target: cnn_strong >= 92.5 % test accuracy on Fashion-MNIST within 10
-minutes (full mode).
+minutes (full mode): its preset's epochs must all end within 10 minutes of fitting. That run is stopped
+only at 20 minutes, so a slow one fails the target instead of being cut off at 10 and judged in time.
 
     python bench/bench_presets.py [--quick] [--only cnn_strong]
     BENCH_PRESET_DATASETS=fashion_mnist python bench/bench_presets.py
@@ -20,6 +21,7 @@ import time
 import common
 
 TARGET_ACC, TARGET_S = 0.925, 600.0
+JUDGED_CAP_S = 2 * TARGET_S  # the judged run's own stop: beyond the target, so its time can fail it
 DATASETS = ("mnist", "fashion_mnist")
 
 
@@ -78,18 +80,20 @@ def run(quick: bool, only: tuple[str, ...] = ()) -> list[dict]:
                                   epochs=1 if quick else None, max_train_samples=3000 if quick else None)
                 cfg = cfg.resolved()
                 common.log(f"presets: {arch} on {name}, {cfg.epochs} epoch(s), batch {cfg.batch_size}")
-                run_, seconds, epochs, cores = train_capped(cfg, ds, None if quick else TARGET_S)
+                judged = not quick and name == "fashion_mnist" and arch == "cnn_strong"
+                cap = None if quick else JUDGED_CAP_S if judged else TARGET_S
+                run_, seconds, epochs, cores = train_capped(cfg, ds, cap)
                 m = run_.meta
                 acc = m["test_accuracy"]
                 common.log(f"  test accuracy {acc:.4f} after {epochs:.2f} epoch(s), {seconds:.0f} s "
                            f"({m['fit_seconds']:.0f} s in fit, {cores:.2f} cores busy on average)")
                 shutil.rmtree(run_.path, ignore_errors=True)
-                judged = not quick and name == "fashion_mnist" and arch == "cnn_strong"
-                stopped = " — stopped at the 10-minute cap" if m["status"] == "stopped" else ""
+                stopped = f" — stopped at the {cap / 60:g}-minute cap" if m["status"] == "stopped" else ""
                 rows.append(common.row(
                     "presets", f"{arch} on {name}: test accuracy", round(100 * acc, 2), "%",
                     target=f"≥ {100 * TARGET_ACC:g} % in ≤ {TARGET_S / 60:g} min" if judged else "",
-                    ok=(acc >= TARGET_ACC and m["fit_seconds"] <= TARGET_S + 5) if judged else None,
+                    ok=(acc >= TARGET_ACC and m["status"] == "finished" and m["fit_seconds"] <= TARGET_S)
+                    if judged else None,
                     notes=f"{epochs:.2f} of {cfg.epochs} epoch(s){stopped}; {m['data']['n_train']:,} train / "
                           f"{m['data']['n_test']:,} test; fit {m['fit_seconds']:.0f} s, wall {seconds:.0f} s, "
                           f"{cores:.2f} of {os.cpu_count()} cores busy on average"))

@@ -9,8 +9,8 @@ bent by a smooth random (elastic) distortion, then handed over as one of the app
 drawing (anywhere, any size), a photo of paper (make_drawn_digits.as_photo) or a tightly cropped
 low-resolution scan blown up with blur, either polarity (make_drawn_digits.as_scan). It then goes
 through core.analysis.inference.preprocess (ink crop, fit to 20 px, centre of mass), so the model trains on
-what it will see. Seeded and deterministic; the seed must differ from the evaluation set's
-(make_drawn_digits.SEED) so no evaluation image is trained on.
+what it will see. Seeded and deterministic; the seed must differ from the evaluation sets'
+(make_drawn_digits.SEED, HELDOUT_SEED) so no evaluation image is trained on.
 """
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def make_training(n: int, seed: int, mnist_x: np.ndarray | None = None, mnist_y:
     """n preprocessed 28x28 uint8 digits and their labels (balanced over the digits)."""
     from core.analysis.inference import BlankImage, preprocess
 
-    if drawn.SEED == seed:
-        raise ValueError("use a seed other than the evaluation set's")
+    if seed in (drawn.SEED, drawn.HELDOUT_SEED):
+        raise ValueError("use a seed other than the evaluation sets' (make_drawn_digits.SEED, HELDOUT_SEED)")
     fonts = drawn._font_files()
     if not fonts:
         raise SystemExit("no fonts found: apt-get install the packages named in make_drawn_digits.py")
