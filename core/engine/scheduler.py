@@ -96,10 +96,13 @@ class Engine:
         return "stopping"
 
     def active(self) -> list[dict]:
-        """Running then queued runs, in order: run id, status, queue position (1 = next)."""
+        """Running, starting, then queued runs, in order: run id, status, queue position (1 = next to wait for a
+        slot). A queued run that a free slot takes at the next tick is "starting": it waits for nobody."""
         with self._lock:
+            free = max(self.slots - len(self._running), 0)
             return ([{"run_id": j.run_id, "status": "running", "position": 0} for j in self._running.values()]
-                    + [{"run_id": j.run_id, "status": "queued", "position": i + 1} for i, j in enumerate(self._queue)])
+                    + [{"run_id": j.run_id, "status": "starting" if i < free else "queued",
+                        "position": max(i + 1 - free, 0)} for i, j in enumerate(self._queue)])
 
     def is_active(self, run_id: str) -> bool:
         with self._lock:

@@ -44,6 +44,9 @@ def engine(runs_dir):
 def test_a_run_trains_in_its_own_process_and_feeds_its_folder(engine):
     run_id = engine.submit(TrainConfig(**QUICK))
     assert (engine.runs_dir / run_id / "run.json").is_file()  # the run exists from the moment it is queued
+    # a free slot is waiting for it: it never reads as queued behind somebody, even before the scheduler's tick
+    (item,) = engine.active()
+    assert item["status"] in ("starting", "running") and item["position"] == 0
     run = engine.wait(run_id, timeout=180)
     assert run.status == "finished" and run.usable, run.meta.get("error")
     assert run.meta["host"] == os.uname().nodename and run.meta["engine"] == "local"
