@@ -1,5 +1,6 @@
 """Prediction latency: preprocess + predict one 280x280 RGBA canvas drawing with the bundled MNIST
-model, as the Predict page does on every pen lift. Target p50 <= 20 ms.
+model, in-process, as the server does for an upload or on ?predict=server. Target p50 <= 20 ms. What a person
+waits for on Predict (in Chromium, the model in the browser) is bench_predict_browser.py.
 
     python bench/bench_predict.py [--quick]
 """

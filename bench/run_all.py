@@ -22,8 +22,8 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "watched", "predict", "mistakes", "inside", "startup", "memory", "presets", "export",
-           "tuning", "owndata", "labels", "own_labels", "streaming")
+BENCHES = ("training", "watched", "predict_browser", "predict", "mistakes", "inside", "startup", "memory", "presets",
+           "export", "tuning", "owndata", "labels", "own_labels", "streaming")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -50,8 +50,17 @@ METHOD = """\
   to "evaluating" lines). Then re-attaching: a page watching a long dense run is reloaded 5 times (from the
   reload to the live chart's points drawn again from batch 1), Stop is clicked on the reloaded page, and a
   second run's worker is killed with SIGKILL (until run.json, then the page, says so).
+- **Predict in the browser** (`bench_predict_browser.py`, issue 27): the real app in headless Chromium, bundled
+  MNIST model, activations view on; strokes drawn with the mouse, alternating round by round between the drawing
+  pad (the model in the browser: ONNX Runtime Web in a worker) and the server's canvas (`?predict=server`). Pen
+  lift → bars: from the mouseup event's timestamp to the first animation frame whose bars show the drawing as the
+  pen left it (the server path: the first frame whose bar values differ). While drawing: the interval between bar
+  updates with the pen down, the delay from each pointermove's timestamp to its handler and the frame interval,
+  for the pad with live bars, the pad with bars at pen lift only (every other stroke) and the server's canvas.
+  The load average is recorded with the figures: the machine may be shared.
 - **Prediction latency** (`bench_predict.py`): `predict_image` (preprocess + model) on 280×280 RGBA
-  canvas drawings made with PIL, bundled MNIST model; p50/p95 over all calls after 5 warm-up calls.
+  canvas drawings made with PIL, bundled MNIST model; p50/p95 over all calls after 5 warm-up calls (the
+  server's part only: what uploads and `?predict=server` pay before the page redraws).
 - **Mistakes page** (`bench_mistakes.py`): test-set predictions + `analysis.summary` + `analysis.mistakes`
   for Fashion-MNIST's 10,000 test images; then the page through Streamlit's AppTest (the entrypoint with
   its navigation), first run then reruns with the predictions cached. AppTest times the server side of

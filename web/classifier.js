@@ -1,14 +1,18 @@
 /* Classifier Lab in the browser: a model exported to ONNX, run by ONNX Runtime Web (WebAssembly, one thread),
  * with the app's own preprocessing (core/analysis/inference.py) ported line by line, so a picture gives the model
  * the same input here as in the app. One classic script, no imports: it works from file:// and any static host.
- * Used by the web-page export (core/export/webpage.py); meant for any page that runs a model in the browser.
+ * Used by the web-page export (core/export/webpage.py) and the Predict page's drawing pad (web/pad_worker.js); meant
+ * for any page that runs a model in the browser.
  *
  *   const clf = await ClassifierLab.load({model, wasm, glue, meta});   // bytes or gzip+base64 strings
  *   const out = await clf.classify(imageData);   // {input, probs, top}; throws ClassifierLab.BlankImage
  *   const probs = await clf.probabilities(batch, n);   // raw 0-255 float32 inputs, n images -> n x C
  *
- * meta: {classes: [...], input_shape: [h, w] or [h, w, 3], ink_box: 20 | null}. ImageData-like inputs are
+ * meta: {classes: [...], input_shape: [h, w] or [h, w, 3], ink_box: 20 | null, background: 0 | null (optional: put
+ * the picture on this plain grey level first, as the app does with own datasets' drawings)}. ImageData-like inputs are
  * {data: RGBA bytes, width, height} (a canvas's getImageData); preprocess() needs no DOM, nor the runtime.
+ * ink(context2d, from, to, width): a stroke's segment as the app draws it; bars(element, classes) -> show(probs):
+ * confidence bars in a page.
  * Without `wasm`/`glue`, ONNX Runtime Web looks for its own files beside ort.wasm.min.js, its default.
  */
 (function (root) {
@@ -486,8 +490,21 @@
     return x;
   }
 
-  function preprocess(img, inputShape, box) {
-    // one model input (Uint8Array, row-major inputShape) from RGBA pixels (inference.preprocess)
+  function onPlain(img, level) {
+    // the picture on a plain grey level, opaque (core.data.images.flatten_alpha), as RGBA again
+    const rgb = onBackground(img, level), data = new Uint8ClampedArray(img.width * img.height * 4).fill(255);
+    for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+      data[j] = rgb[i];
+      data[j + 1] = rgb[i + 1];
+      data[j + 2] = rgb[i + 2];
+    }
+    return {width: img.width, height: img.height, data};
+  }
+
+  function preprocess(img, inputShape, box, background) {
+    // one model input (Uint8Array, row-major inputShape) from RGBA pixels (inference.preprocess); with a background
+    // level, from the picture on that plain grey (the app's own datasets store drawings on black: uploads.canvas_image)
+    if (background !== undefined && background !== null) img = onPlain(img, background);
     const [h, w] = inputShape;
     if (inputShape.length === 3 && inputShape[2] === 3) return fitRGB(img, h, w);
     const side = Math.max(h, w);
@@ -528,7 +545,7 @@
       this.outputName = session.outputNames[0];
     }
 
-    preprocess(img) { return preprocess(img, this.inputShape, this.meta.ink_box); }
+    preprocess(img) { return preprocess(img, this.inputShape, this.meta.ink_box, this.meta.background); }
 
     async logits(batch, n) {
       // raw 0-255 pixels, n images of inputShape, as float32 -> the model's logits (n x classes)
@@ -562,5 +579,47 @@
     return new Classifier(session, meta);
   }
 
-  root.ClassifierLab = {load, preprocess, toGrayInk, mnistStyle, softmax, BlankImage, Classifier};
+  // --- drawing pads and confidence bars in a page (web/pad.js; web/page.js does the same by itself) ---------------
+
+  function ink(ctx, from, to, width) {
+    // one segment of a stroke as the app's canvas draws it: white, round ends (from null: a dot at `to`)
+    ctx.strokeStyle = "#ffffff";
+    ctx.lineWidth = width;
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.beginPath();
+    ctx.moveTo(...(from || to));
+    ctx.lineTo(...to);
+    ctx.stroke();
+  }
+
+  function bars(container, classes) {
+    // a row a class in `container` (.row > .name, .track > .fill, .value); show(probs) fills them, marks the top
+    // class .best and returns the lines above them: {top: "7 · 99.2%", next: "Next: 1 0.8% · 9 0.0%"}
+    container.textContent = "";
+    const rows = classes.map(name => {
+      const row = container.ownerDocument.createElement("div");
+      row.className = "row";
+      row.dataset.class = name;
+      row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span>' +
+        '<span class="value"></span>';
+      row.querySelector(".name").textContent = name;
+      container.appendChild(row);
+      return row;
+    });
+    const fmt = p => (100 * p).toFixed(1) + "%";
+    return function show(probs) {
+      const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]);
+      rows.forEach((row, i) => {
+        row.dataset.p = probs[i].toFixed(6);
+        row.classList.toggle("best", i === order[0]);
+        row.querySelector(".fill").style.width = fmt(probs[i]);
+        row.querySelector(".value").textContent = fmt(probs[i]);
+      });
+      return {top: `${classes[order[0]]} · ${fmt(probs[order[0]])}`,
+              next: "Next: " + order.slice(1, 3).map(i => `${classes[i]} ${fmt(probs[i])}`).join(" · ")};
+    };
+  }
+
+  root.ClassifierLab = {load, preprocess, toGrayInk, mnistStyle, softmax, onBackground, ink, bars, BlankImage,
+                        Classifier};
 })(typeof window !== "undefined" ? window : globalThis);

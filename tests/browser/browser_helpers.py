@@ -8,9 +8,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 try:
-    from playwright.sync_api import Locator, Page, expect
+    from playwright.sync_api import FrameLocator, Locator, Page, expect
 except ImportError:  # then conftest skips every browser test, but the modules must still import
-    Locator = Page = expect = None
+    FrameLocator = Locator = Page = expect = None
 
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
@@ -137,6 +137,51 @@ def drawing_canvas(page: Page, timeout: float = 30) -> Locator:
 
     wait_for(ready, timeout, interval=0.2, message="the drawing canvas over the visible square")
     return upper
+
+
+def pad(page: Page) -> FrameLocator:
+    """Predict's drawing pad (ui/predict_pad.py): the canvas and the confidence bars, in the component's frame."""
+    return page.frame_locator(".st-key-draw_pad iframe")
+
+
+def drawing_pad(page: Page, timeout: float = 120_000) -> Locator:
+    """The pad's canvas, once the pad has loaded the model into the browser."""
+    expect(pad(page).locator("body[data-ready=true]")).to_have_count(1, timeout=timeout)
+    return pad(page).locator("#pad")
+
+
+def pad_probs(page: Page) -> dict[str, float]:
+    """The pad's bars: class name -> probability (six decimals)."""
+    pairs = pad(page).locator("#bars .row").evaluate_all("rs => rs.map(r => [r.dataset.class, r.dataset.p])")
+    return {name: float(p) for name, p in pairs if p is not None}
+
+
+PAD_PIXELS_JS = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);
+    let s = ''; for (let i = 0; i < d.data.length; i += 8192) s += String.fromCharCode(...d.data.subarray(i, i + 8192));
+    return [c.height, c.width, btoa(s)]; }"""
+
+
+def pad_pixels(page: Page):
+    """The pad's drawing as the model in the browser reads it: (H, W, 4) RGBA, transparent where nothing is drawn."""
+    import base64
+
+    import numpy as np
+
+    h, w, data = pad(page).locator("#pad").evaluate(PAD_PIXELS_JS)
+    return np.frombuffer(base64.b64decode(data), np.uint8).reshape(h, w, 4)
+
+
+def server_probs(page: Page) -> dict[str, float]:
+    """The server's confidence bars (Predict's Plotly chart, in percent): class name -> probability."""
+    gd = main(page).locator(".st-key-predict_bars .js-plotly-plot")
+    names, percent = gd.evaluate("gd => [Array.from(gd._fullData[0].y), Array.from(gd._fullData[0].x)]")
+    return {name: p / 100 for name, p in zip(names, percent)}
+
+
+def assert_same_bars(browser: dict[str, float], server: dict[str, float], tolerance: float = 1e-4) -> None:
+    """The pad's bars and the server's for the same drawing: the same classes, every probability within `tolerance`."""
+    assert browser.keys() == server.keys(), (browser, server)
+    assert max(abs(server[n] - browser[n]) for n in server) < tolerance, (browser, server)
 
 
 def stroke(page: Page, canvas: Locator, points: list[tuple[float, float]], steps: int = 10) -> None:

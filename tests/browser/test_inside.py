@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from browser_helpers import (assert_no_error, drawing_canvas, expect, main, open_app, open_page, screenshot,
+from browser_helpers import (assert_no_error, drawing_pad, expect, main, open_app, open_page, screenshot,
                              stroke, use_bundled, wait_for, wait_idle)
 
 pytestmark = pytest.mark.browser
@@ -27,7 +27,7 @@ def test_activations_follow_the_drawing(page, screenshot_dir):
     open_app(page)
     open_page(page, "Predict", timeout=120_000)
     use_bundled(page, "MNIST digits", timeout=120_000)
-    canvas = drawing_canvas(page)
+    canvas = drawing_pad(page)  # Predict's pad: the model runs in the browser, the activations on the server
     stroke(page, canvas, [(140, 45), (140, 235)])  # a 1
     charts = main(page).locator('[class*="st-key-act_"] .js-plotly-plot')
     expect(charts).to_have_count(5, timeout=60_000)  # four conv blocks and the last hidden layer
