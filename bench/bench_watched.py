@@ -244,10 +244,11 @@ def _rows(arch, n, epochs, batch, rounds, load, baseline) -> list[dict]:
         page = f"{baseline}'s page" if name.startswith("baseline") else "the Train page"
         cadence = name.removeprefix("baseline ")
         target = {} if name.startswith("baseline") else {"target": f"≥ {TARGET}", "ok": ratio >= TARGET}
+        shown = f"{cadence} (5 s)" if cadence == "default" else cadence
         out.append(common.row("watched", f"{arch}, {name}: watched / headless fit throughput", ratio, "ratio",
                               spread=common.spread(ratios), **target,
-                              notes=f"{page} open in Chromium, curves {cadence}{' (5 s)' if cadence == 'default' else ''}, "
-                                    f"vs python -m core train, alternated; {setup}"))
+                              notes=f"{page} open in Chromium, curves {shown}, vs python -m core train, "
+                                    f"alternated; {setup}"))
         for group, what in (("chromium", "all Chromium processes"), ("renderer", "Chromium's page renderer"),
                             ("server", "the Streamlit server process (its own threads)")):
             values = [a[1][group] for a, _ in pairs]

@@ -32,7 +32,8 @@ function mount(root) {
   const make = (title, x, series) => new uPlot(options(box, title, x, series), [[], ...series.map(() => [])],
                                                box.querySelector(".panels").appendChild(document.createElement("div")));
   const s = {
-    box, run: null, next: 0, k: 1, x: [], loss: [], acc: [], tip: null, epochs: null, dirty: false, resets: 0, appends: 0,
+    box, run: null, next: 0, k: 1, x: [], loss: [], acc: [], tip: null, epochs: null, dirty: false,
+    resets: 0, appends: 0,
     plots: [
       make("loss per batch", "batch", [line("loss", BLUE, undefined, false)]),
       make("accuracy per batch", "batch", [line("accuracy", ORANGE, undefined, false)]),
@@ -97,9 +98,11 @@ function draw(s) {
     s.plots[3].setData([e.epoch, e.accuracy, e.val_accuracy]);
   }
   s.box.querySelector(".caption").textContent = s.next
-    ? `${s.next.toLocaleString("en-US")} batches · at most ${s.max.toLocaleString("en-US")} points drawn, smoothed` : "";
+    ? `${s.next.toLocaleString("en-US")} batches · at most ${s.max.toLocaleString("en-US")} points drawn, smoothed`
+    : "";
   // what the benchmark reads without a call: how much of the run is drawn
-  Object.assign(s.box.dataset, { points: x.length, first: x.length ? x[0] : "", last: x.length ? x[x.length - 1] : "" });
+  Object.assign(s.box.dataset,
+                { points: x.length, first: x.length ? x[0] : "", last: x.length ? x[x.length - 1] : "" });
 }
 
 // what the browser tests read: the points as drawn, and how they came (whole or appended)

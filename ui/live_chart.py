@@ -13,11 +13,11 @@ import streamlit as st
 
 from ui import charts, training
 
-# uPlot comes from the npm registry (package.json; run.sh runs npm ci): a 50 kB canvas chart made for streaming
-# series, where a redraw of 1,000 points costs a few ms
+# uPlot comes from the npm registry (web/package.json; run.sh runs npm ci there): a 50 kB canvas chart made for
+# streaming series, where a redraw of 1,000 points costs a few ms
 LIB = Path(__file__).resolve().parent.parent / "web" / "node_modules" / "uplot" / "dist"
 SENT = "live_chart_sent"  # what this session's chart was last sent: {"run", "k", "to", "t", "data"}
-INSTALL_HINT = "The live chart's library is missing: run `./run.sh app` (or `npm ci` in the project folder)."
+INSTALL_HINT = "The live chart's library is missing: run `./run.sh app` (or `npm ci` in web/)."
 
 
 class Curves:
