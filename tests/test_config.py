@@ -11,6 +11,7 @@ from core import LabError, config
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.quick
 def test_every_variable_the_code_reads_is_declared():
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py", "*.sh"],
                            cwd=ROOT, capture_output=True, text=True).stdout.split()

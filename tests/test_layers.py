@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.quick  # ast only: a second
+
 CORE = Path(__file__).resolve().parents[1] / "core"
 # what each package may import (besides itself, and core's root modules: the error root and config)
 ALLOWED = {

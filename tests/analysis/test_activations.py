@@ -13,6 +13,7 @@ def strong():
     return build_model("cnn_strong", (28, 28), 10, augment=True, augment_profile="digits", seed=0)
 
 
+@pytest.mark.quick
 def test_conv_blocks_are_seen_after_batchnorm_and_relu(strong, mnist_small):
     import keras
 

@@ -58,6 +58,7 @@ def test_tsne_map_on_a_slice(emb):
             project(e, "umap")
 
 
+@pytest.mark.quick
 def test_copies_are_found_as_near_duplicates(emb):
     e, ds = emb
     base = e[:300]

@@ -35,6 +35,7 @@ def test_method_follows_architecture(trained):
     assert explain.method(model) == ("Grad-CAM" if arch == "cnn" else "gradient × input")
 
 
+@pytest.mark.quick
 def test_heat_points_at_the_square(trained):
     _, model = trained
     x, y = _squares(20, seed=1)

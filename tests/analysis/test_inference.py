@@ -90,6 +90,7 @@ def test_channel_axis_and_other_gray_sizes():
         preprocess(digit("0"), (28, 28, 2))
 
 
+@pytest.mark.quick
 def test_dark_ink_on_paper_is_inverted(ref7):
     paper = digit("7", bg=255, ink=0)
     x = preprocess(paper, (28, 28))

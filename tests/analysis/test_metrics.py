@@ -152,6 +152,7 @@ def test_label_issues_find_label_errors_planted_on_any_image(trained, seed):
     assert hits >= 0.4 * len(found), f"only {hits} of {len(found)} suspects are planted flips"
 
 
+@pytest.mark.quick
 def test_class_report_agrees_with_confusion_counts_and_sklearn(trained):
     from sklearn.metrics import precision_recall_fscore_support
 

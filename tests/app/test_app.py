@@ -170,6 +170,7 @@ def test_every_page_is_routed():
             "app_pages/predict.py"} <= set(PAGES)
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders(page, mnist_run):
     at = open_page(new_app(mnist_run), page)

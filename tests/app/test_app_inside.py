@@ -187,6 +187,7 @@ def test_metrics_table_agrees_with_the_confusion_matrix(mnist_run, data):
     assert chart_spec(at, "reliability")["layout"]["title"]["text"] == f"ECE {ece:.2%}"
 
 
+@pytest.mark.quick
 def test_model_page_draws_the_layer_graph(mnist_run):
     at = open_page(new_app(bundled_cnn()), "app_pages/model.py")
     assert_clean(at, "model")

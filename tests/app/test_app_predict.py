@@ -87,6 +87,7 @@ def test_the_pad_loads_the_model_as_onnx_with_keras_answers(mnist_run, which):
     np.testing.assert_allclose(probs, predict(model, x), atol=1e-4)
 
 
+@pytest.mark.quick
 def test_a_pen_lift_shows_the_server_parts_and_no_server_bars(mnist_run):
     at = predict_page(mnist_run)
     url = pad_args(at)["model"]

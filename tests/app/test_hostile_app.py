@@ -156,6 +156,7 @@ def test_train_page_with_an_unwritable_runs_folder(app_env, good_run, tmp_path, 
 
 # --- a model that doesn't fit the dataset -------------------------------------------------------------------
 
+@pytest.mark.quick
 def test_a_model_that_does_not_fit_on_mistakes_and_predict(app_env, good_run, tmp_path):
     """A run folder that says MNIST but whose model.keras takes 32×32 colour images."""
     path = app_env / "swapped-model"

@@ -52,6 +52,7 @@ def captions(at) -> list[str]:
     return [c for img in at.get("image") for c in img.captions]
 
 
+@pytest.mark.quick
 def test_mistakes_show_files_and_a_relabel_names_the_file_and_its_hash(noise):
     from core.data import fixes
     from core.data.datasets import load_dataset

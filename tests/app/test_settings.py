@@ -1,6 +1,7 @@
 """Shareable settings: the Train page's configuration round-trips through the URL."""
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.train.trainer import TrainConfig
@@ -49,6 +50,7 @@ def test_train_page_reads_and_writes_the_url(monkeypatch, tmp_path):
     assert at.query_params["arch"] == "cnn_strong" and at.query_params["epochs"] == "3"
 
 
+@pytest.mark.quick
 def test_a_typed_number_wins_over_a_late_rerun_from_the_dataset_choice(monkeypatch, tmp_path):
     """The form race (issue 24): the dataset choice's rerun reaches the server with a number typed meanwhile, in one
     rerun, as a browser sends them when the person types before that rerun ran. The dataset's presets must not

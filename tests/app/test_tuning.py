@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from app_helpers import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
@@ -13,6 +14,7 @@ from ui import settings, tuning
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
+@pytest.mark.quick
 def test_a_range_test_result_sets_the_forms_learning_rate(runs_dir, mnist_small):
     # a real range test, in this process: 1,000 MNIST digits, batch 16 → 63 batches an epoch over 4 epochs
     run = train(TrainConfig(dataset="mnist", arch="dense", mode="lr_find", batch_size=16, max_train_samples=1000,

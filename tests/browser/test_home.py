@@ -31,6 +31,7 @@ def test_home_renders_without_waiting_for_tensorflow(slow_tf_app, open_session, 
     screenshot(page, screenshot_dir / "home.png")
 
 
+@pytest.mark.quick
 def test_every_page_opens_without_an_error(page, screenshot_dir):
     open_app(page)
     titles = [t.split("\n")[-1].strip() for t in nav_links(page).all_inner_texts()]

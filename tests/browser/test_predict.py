@@ -134,6 +134,7 @@ def shown(page) -> int:
     return int(pad(page).locator("body").get_attribute("data-shown") or 0)
 
 
+@pytest.mark.quick
 def test_bars_follow_the_pen_and_agree_with_the_server(page, tmp_path):
     canvas = open_predict(page, "pad")
     box = canvas.bounding_box()

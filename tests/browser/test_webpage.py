@@ -99,6 +99,7 @@ def test_export_is_checked_in_chromium_and_sized(exported):
     assert "{{" not in page.split("-->", 1)[1] and "<!--card-->" not in page
 
 
+@pytest.mark.quick
 def test_page_from_its_folder_agrees_with_keras_on_100_test_images(shared, mnist):
     x = mnist.x_test[np.linspace(0, len(mnist.x_test) - 1, 100).astype(int)]
     ref = predict(compat.load_model(runs.resolve("mnist").model_path), x)

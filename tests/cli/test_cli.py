@@ -127,6 +127,7 @@ def test_predict_good_and_bad_files(cli_used, images):
     assert errors[1].startswith(f"error: {images / 'missing.png'}: ") and "no such file" in errors[1]
 
 
+@pytest.mark.quick
 def test_predict_json_lines_match_in_process_prediction(cli_used, images):
     from core.analysis.inference import predict_image
 

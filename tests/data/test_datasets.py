@@ -200,6 +200,7 @@ def test_second_load_is_cached_and_read_only(name):
 
 # --- folder and flowers -----------------------------------------------------------------------------------
 
+@pytest.mark.quick
 def test_folder_dataset(tmp_path):
     root = make_tree(tmp_path / "photos")
     ok, line = D.dataset_status("folder", root)

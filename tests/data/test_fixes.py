@@ -21,6 +21,7 @@ def small(mnist, slice_dataset):
     return slice_dataset(mnist, 300, 100)
 
 
+@pytest.mark.quick
 def test_relabel_exclude_add_and_undo(runs_dir, small):
     original = small.y_train.copy()
     ov = fixes.Overlay("mnist", runs_dir)

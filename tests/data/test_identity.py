@@ -70,6 +70,7 @@ def test_content_hash_names_bytes_and_arrays():
     assert content_hash(a) == content_hash(a.copy()) != content_hash(a.reshape(4, 3)) != content_hash(a.T.copy())
 
 
+@pytest.mark.quick
 def test_own_images_carry_file_and_hash_and_the_split_follows_the_hash(pets):
     ds = load_dataset("pets", image_size=(24, 24))
     assert ds.has_files and len(ds.train_files) == len(ds.y_train) and len(ds.test_hashes) == len(ds.y_test)

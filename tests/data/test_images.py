@@ -94,6 +94,7 @@ def test_decompression_bomb_is_refused_quickly(size):
     assert time.perf_counter() - t0 < 5.0  # refused from the header: decoding it would take far longer
 
 
+@pytest.mark.quick
 def test_big_jpeg_is_drafted_small():
     big = Image.linear_gradient("L").resize((6000, 4000)).convert("RGB")
     data = encode(big, "JPEG", quality=80)

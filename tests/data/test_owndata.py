@@ -177,6 +177,7 @@ def test_drawings_keep_white_strokes_on_black(root):
     assert a[140, 140] == 255 and a[10, 10] == 0
 
 
+@pytest.mark.quick
 def test_cli_imports_a_folder_and_lists(root, tmp_path, capsys):
     from core.cli.main import main
 

@@ -75,6 +75,7 @@ def test_the_cache_is_built_once_and_rebuilt_when_a_file_changes(root, monkeypat
     assert again.x_test[0].shape == (40, 40, 3)  # ...but a training that started on it still reads it
 
 
+@pytest.mark.quick
 def test_a_corrupt_image_in_a_streamed_folder_is_named_not_fatal(root, monkeypatch):
     bad = root / "tiny" / "square" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from core.engine import feed
 from core.engine.feed import FeedReader, FileSink, Publisher
 
@@ -72,6 +74,7 @@ def test_stop_file_reaches_the_publisher(tmp_path):
     assert pub.stop.is_set()
 
 
+@pytest.mark.quick
 def test_a_real_training_feeds_its_curves(tmp_path, mnist_small):
     from core.train.trainer import TrainConfig, train
 

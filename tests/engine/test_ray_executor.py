@@ -21,6 +21,7 @@ def ray_engine(tmp_path_factory):
     ray.shutdown()
 
 
+@pytest.mark.quick
 def test_a_training_runs_as_a_ray_task_and_comes_back_whole(ray_engine):
     run_id = ray_engine.submit(TrainConfig(dataset="mnist", arch="dense", epochs=2, max_train_samples=640))
     run = ray_engine.wait(run_id, timeout=300)

@@ -41,6 +41,7 @@ def engine(runs_dir):
     e.close()
 
 
+@pytest.mark.quick
 def test_a_run_trains_in_its_own_process_and_feeds_its_folder(engine):
     run_id = engine.submit(TrainConfig(**QUICK))
     assert (engine.runs_dir / run_id / "run.json").is_file()  # the run exists from the moment it is queued

@@ -115,6 +115,7 @@ class TanGate(keras.layers.Layer):
         return x * (1.0 + 0.0 * keras.ops.tan(x))
 
 
+@pytest.mark.quick
 def test_a_format_that_cannot_hold_a_layer_names_it_and_the_others_export(runs_dir, tmp_path):
     inputs = keras.Input((28, 28), name="pixels")
     h = keras.layers.Dense(16)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs)))

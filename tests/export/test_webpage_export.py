@@ -17,6 +17,7 @@ def bundled():
     return run, compat.load_model(run.model_path)
 
 
+@pytest.mark.quick
 def test_without_npm_runtime_the_page_says_how_and_the_others_export(bundled, monkeypatch, tmp_path):
     monkeypatch.setattr(webpage, "ORT", tmp_path / "web" / "node_modules" / "onnxruntime-web")
     run, model = bundled

@@ -53,6 +53,7 @@ def test_every_architecture_builds_and_outputs_logits(arch, shape, n_classes, pr
     assert rows[-1]["output shape"] == str((None, n_classes))
 
 
+@pytest.mark.quick
 def test_dense_sizes_match_the_tutorials():
     # Flatten 784 -> Dense 128 -> Dense 10 and Flatten 784 -> Dense 1000 -> Dense 10
     assert build_model("dense", GRAY, 10).count_params() == 784 * 128 + 128 + 128 * 10 + 10

@@ -85,6 +85,7 @@ def test_bundled_run_folder(name):
     assert name in {r.id for r in runs.bundled_models()}
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("name", NAMES)
 def test_recorded_test_accuracy_holds(name, models):
     try:

@@ -48,6 +48,7 @@ def test_converted_weights_hold_every_tensor_of_the_file(state, imagenet):
 
 @pytest.mark.parametrize("photo, classes", [("chelsea", {281, 282, 285}),  # tabby, tiger cat, Egyptian cat
                                             ("coffee", {967})])                # espresso
+@pytest.mark.quick
 def test_imagenet_classes_on_public_sample_photos(imagenet, photo, classes):
     data = pytest.importorskip("skimage.data", reason="scikit-image ships the sample photos (requirements-dev)")
     from PIL import Image

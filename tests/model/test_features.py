@@ -1,5 +1,6 @@
 """The feature cache (core.model.features): images are computed once, by content, across calls and processes."""
 import numpy as np
+import pytest
 
 from core.model import features
 
@@ -9,6 +10,7 @@ def mean_colour(x, batch_size):
     return np.asarray(x, np.float32).mean(axis=(1, 2))
 
 
+@pytest.mark.quick
 def test_each_image_is_computed_once_by_its_content(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)

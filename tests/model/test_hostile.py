@@ -170,6 +170,7 @@ def awkward_files(clear_digits, tmp_path_factory):
     return files
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("label", ["1", "7"])
 @pytest.mark.parametrize("fmt", list(AWKWARD))
 def test_awkward_formats_are_predicted_right(bundled, awkward_files, fmt, label):

@@ -83,6 +83,7 @@ def test_grayscale_builtins_go_in_as_rgb_at_the_backbones_side():
     assert model.predict(x, verbose=0).shape == (2, 10)
 
 
+@pytest.mark.quick
 def test_auto_takes_the_backbone_for_photos_and_records_why(photos, monkeypatch):
     from core.data.datasets import load_dataset
     from core.model import recipes

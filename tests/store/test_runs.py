@@ -104,6 +104,7 @@ def test_read_json_defaults(tmp_path):
 
 # --- statuses -----------------------------------------------------------------------------------------------
 
+@pytest.mark.quick
 def test_statuses_of_hand_made_runs(runs_dir, trained, live_pid):
     model = trained[0].model_path
     finished = {"status": "finished", "created": "2024-01-01 00:00:05", "test_accuracy": 0.9,

@@ -50,6 +50,7 @@ def test_elastic_bends_the_ink_but_keeps_it():
     assert np.array_equal(drawn_training.elastic(cov, np.random.default_rng(1), 0.0), cov)
 
 
+@pytest.mark.quick
 @needs_fonts
 def test_training_digits_are_preprocessed_balanced_and_reproducible(mnist):
     x, y = drawn_training.make_training(30, seed=3, mnist_x=mnist.x_train[:500], mnist_y=mnist.y_train[:500])

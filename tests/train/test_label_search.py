@@ -58,6 +58,7 @@ def test_planted_label_flips_rank_high(runs_dir):
     assert len(versions) == 1 and f"'lines': {PLANTED}" in versions.pop()
 
 
+@pytest.mark.quick
 def test_an_own_dataset_is_searched_whole_and_its_rows_name_files(tmp_path, monkeypatch, runs_dir):
     """2 fold runs (in this process) over an own dataset: every image, train and test, is held out exactly once,
     with its file, split and content hash; a fold run is tested on its fold; suspects are named by file."""

@@ -75,6 +75,7 @@ def test_lr_find_for_dense_on_fashion_mnist_through_the_engine(runs_dir, subproc
     assert np.all(np.diff(record["lrs"]) > 0)
 
 
+@pytest.mark.quick
 def test_the_known_good_rate_trains_dense_well(runs_dir):
     """The reference the suggestion is held to: one epoch of Adam at 1e-3 on 6,000 images learns Fashion-MNIST."""
     from core.data.datasets import load_dataset

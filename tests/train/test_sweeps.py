@@ -81,6 +81,7 @@ def test_a_four_run_sweep_from_the_command_line_ranks_its_runs(runs_dir, subproc
     assert sweeps.list_sweeps(runs_dir)[0]["id"] == sweep["id"]
 
 
+@pytest.mark.quick
 def test_stopping_a_sweep_cancels_its_queue_and_stops_its_running_run(runs_dir):
     engine = Engine(runs_dir, slots=1)
     try:

@@ -123,6 +123,7 @@ def test_metrics_store_under_concurrent_writers():
 
 # --- a real run ---------------------------------------------------------------------------------------------
 
+@pytest.mark.quick
 def test_finished_run_folder_is_complete(trained):
     run, _, ds = trained
     assert run.status == "finished" and run.usable

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
@@ -19,6 +21,7 @@ print(json.dumps({k: run.meta.get(k) for k in ("status", "devices", "test_accura
 """
 
 
+@pytest.mark.quick
 def test_mirrored_strategy_trains_on_two_logical_devices(tmp_path):
     # A subprocess: logical devices must be configured before TensorFlow initialises them.
     env = {**os.environ, "CLASSIFIER_LAB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

@@ -1,10 +1,12 @@
 """Figures of the inside-the-model views: what they draw, from known arrays."""
 import numpy as np
+import pytest
 
 from core.analysis.metrics import calibration
 from ui import inside_charts
 
 
+@pytest.mark.quick
 def test_feature_maps_grid_title_and_pooling():
     maps = np.random.default_rng(0).random((28, 28, 32), dtype=np.float32)
     fig = inside_charts.feature_maps("conv2d → relu", maps)

@@ -2,6 +2,7 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from ui.map_hover import atlas
@@ -22,6 +23,7 @@ def test_atlas_places_each_image_in_its_tile():
     assert np.allclose(means, levels, atol=4)  # lossy WebP, but each tile is its own image
 
 
+@pytest.mark.quick
 def test_atlas_shrinks_big_colour_images_and_reads_lazily():
     class Lazy:  # like core.data.streaming.DiskImages: slices read on demand; the whole array must not be taken
         shape = (700, 96, 96, 3)
