@@ -23,7 +23,7 @@ from pathlib import Path
 import common
 
 BENCHES = ("training", "watched", "predict_browser", "predict", "mistakes", "inside", "startup", "memory", "presets",
-           "export", "tuning", "owndata", "labels", "own_labels", "streaming")
+           "export", "tuning", "owndata", "fewshot", "labels", "own_labels", "streaming")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -43,7 +43,7 @@ METHOD = """\
   until the result shows: at the default cadence (progress line every 2.5 s, curves every 5 s) and with
   "every second" clicked. Against `python -m core train` with the same settings. The three are rotated
   round by round (headless, default, every second; then default, every second, headless; …); fits of
-  35–45 s on a quiet machine (cnn 54,000 samples × 3 epochs, dense × 8), longer under load. All train in
+  40–45 s on a quiet machine (cnn 54,000 samples × 5 epochs, dense × 10), longer under load. All train in
   a worker process; throughput = `data.n_train` × `epochs_done` / `fit_seconds` from each run's run.json.
   CPU % (of one core, from /proc/<pid>/stat) of the server, of Chromium (all its processes, and its page
   renderer alone) and of the worker are sampled every 0.5 s and taken over the fit (the feed's "training"
@@ -93,6 +93,11 @@ METHOD = """\
   the fix overlay, then the k-fold pass as the app runs it (k dense fold runs, 3 epochs, through the
   engine's worker processes with its default slots; 5 folds, quick 3) and cleanlab's ranking; wall
   time from submit to the last fold saved, and how many flips rank in the top 100 (target ≥ 30).
+- **Few-shot photos** (`bench_fewshot.py`, issue 25): Fashion-MNIST product photos, 40 a class, as 96×96 RGB
+  files imported with `python -m core data import`, trained with the default `auto` (which takes the pretrained
+  EfficientNet-Lite0 for photo-like data) in a fresh process against an empty feature cache, then once more on
+  the same data; accuracy on 1,000 held-out Fashion-MNIST test photos decoded as the app does. Times are of
+  `train()` itself, TensorFlow's import apart; the first includes converting the backbone into the cache.
 - **Label search on own data** (`bench_own_labels.py`): 2,000 MNIST digits of the offline subset written as
   PNG files into an own dataset (200 a class), 40 labels flipped at random over all its images (train and
   test) as relabel fixes named by file and hash; the search as the app runs it (k fold runs of the dataset's
