@@ -57,15 +57,18 @@ def _exit_text(code: int) -> str:
 
 
 class Orphan:
-    """A local worker started by an earlier server that still trains: watched by its pid (no longer our child)."""
+    """A local worker started by an earlier server that still trains: watched by its pid and start (no longer our
+    child), so a pid the kernel has given to another process since is never waited for or killed."""
 
-    def __init__(self, pid: int):
-        self.pid = pid
+    def __init__(self, pid: int, start: str | None = None):
+        self.pid, self.start = pid, start
 
     def poll(self) -> int | None:
-        return None if runs.pid_alive(self.pid) else 0  # its exit code went to init; run.json tells the rest
+        return None if runs.same_process(self.pid, self.start) else 0  # its exit code went to init
 
     def kill(self) -> None:
+        if not runs.same_process(self.pid, self.start):
+            return
         try:
             os.kill(self.pid, signal.SIGKILL)
         except OSError:

@@ -68,7 +68,8 @@ class Engine:
         cfg = replace(config.resolved(), runs_dir=str(self.runs_dir))
         path = runs.new_run_dir(self.runs_dir, cfg.dataset, cfg.arch)
         runs.write_status(path, runs.RunStatus.QUEUED, {"id": path.name, "config": cfg.to_dict()}, **cfg.labels(),
-                          engine=self.kind, server_pid=os.getpid(), server_host=os.uname().nodename, epochs_done=0)
+                          engine=self.kind, server_pid=os.getpid(), server_pid_start=runs.process_start(),
+                          server_host=os.uname().nodename, epochs_done=0)
         with self._lock:
             self._queue.append(Job(path.name, path, cfg))
         self._wake.set()
@@ -182,7 +183,7 @@ def adopt(left: list[runs.Run]) -> list[Job]:
                 config = TrainConfig.from_dict(run.config)
             except (TypeError, ValueError):
                 continue
-            jobs.append(Job(run.id, run.path, config, handle=Orphan(int(run.meta["pid"]))))
+            jobs.append(Job(run.id, run.path, config, handle=Orphan(int(run.meta["pid"]), run.meta.get("pid_start"))))
     return jobs
 
 

@@ -89,6 +89,7 @@ def write_status(run_dir: Path, status: RunStatus | str, meta: dict | None = Non
     elif status in ENDED:
         meta["finished"] = now()
         meta.pop("pid", None)
+        meta.pop("pid_start", None)
     write_json_atomic(Path(run_dir) / "run.json", meta)
     return meta
 
@@ -207,17 +208,35 @@ def owner_alive(meta: dict) -> bool:
     """Whether the process that owns an active run still exists: the worker that trains it here, or the
     server that queued it (or that drives it on Ray, whose tasks end with their driver)."""
     server = meta.get("status") == "queued" or meta.get("engine") == "ray"
-    return server_alive(meta) if server else alive_here(meta.get("host"), meta.get("pid"))
+    return server_alive(meta) if server else alive_here(meta.get("host"), meta.get("pid"), meta.get("pid_start"))
 
 
 def server_alive(meta: dict) -> bool:
     """Whether the server that queued a run still exists."""
-    return alive_here(meta.get("server_host"), meta.get("server_pid"))
+    return alive_here(meta.get("server_host"), meta.get("server_pid"), meta.get("server_pid_start"))
 
 
-def alive_here(host, pid) -> bool:
-    """Whether process `pid` runs on this machine, `host` being where it was started."""
-    return host == os.uname().nodename and pid_alive(pid)
+def alive_here(host, pid, start: str | None = None) -> bool:
+    """Whether process `pid` runs on this machine, `host` being where it was started (and `start` when)."""
+    return host == os.uname().nodename and same_process(pid, start)
+
+
+def process_start(pid: int | None = None) -> str | None:
+    """When process `pid` (this one by default) started, as "<boot id>:<start tick>", or None without /proc."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid or os.getpid()}/stat").read_text()
+        return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, starttime
+    except (OSError, IndexError):
+        return None
+
+
+def same_process(pid, start: str | None) -> bool:
+    """Whether `pid` still names the process that started at `start` (recorded with it): a pid the kernel gave
+    to another process since, or before a reboot, does not; without a recorded start, any live pid does."""
+    if not pid_alive(pid):
+        return False
+    return start is None or process_start(int(pid)) in (None, start)
 
 
 def run_path(run_id: str, runs_dir: Path | None = None) -> Path:

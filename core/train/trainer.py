@@ -251,7 +251,7 @@ def train(config: TrainConfig, callbacks=(), stop: threading.Event | None = None
         store.update(status=queued["status"], error=error)
         raise runs.RunError(error)
     meta = {"id": path.name, "created": runs.now(), **(queued or {}), "config": cfg.to_dict(), **cfg.labels(),
-            "pid": os.getpid(), "host": os.uname().nodename, "epochs_done": 0}
+            "pid": os.getpid(), "pid_start": runs.process_start(), "host": os.uname().nodename, "epochs_done": 0}
     runs.set_training(path, True)
     try:
         runs.write_status(path, runs.RunStatus.RUNNING, meta)

@@ -230,3 +230,24 @@ def test_attach_refuses_paths_outside_the_runs_folder(engine):
     for bad in ("../etc", "/etc", "..", "", ".hidden", "nope"):
         with pytest.raises(runs.RunError):
             engine.attach(bad)
+
+
+def test_an_orphan_whose_pid_now_names_another_process_is_neither_waited_for_nor_killed():
+    import sys
+
+    from core.engine.executors import Orphan
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:  # a run.json's worker pid that the kernel has given to this process since (or before a reboot)
+        reused = Orphan(other.pid, "another-boot:1")
+        assert reused.poll() == 0
+        reused.kill()
+        time.sleep(0.2)
+        assert other.poll() is None
+        same = Orphan(other.pid, runs.process_start(other.pid))
+        assert same.poll() is None
+        same.kill()
+        assert other.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        other.kill()
+        other.wait()

@@ -111,6 +111,12 @@ def test_statuses_of_hand_made_runs(runs_dir, trained, live_pid):
                 "config": {"dataset": "mnist", "arch": "dense"}}
     cases = {
         "alive": ({"status": "running", "pid": live_pid, "host": HERE, "created": "2024-01-01 00:00:09"}, None),
+        "alivestart": ({"status": "running", "pid": live_pid, "pid_start": runs.process_start(live_pid),
+                        "host": HERE}, None),
+        # the pid lives, but names another process than the one that wrote it (reused since, or before a reboot)
+        "reused": ({"status": "running", "pid": live_pid, "pid_start": "another-boot:1", "host": HERE}, None),
+        "reusedserver": ({"status": "queued", "server_pid": live_pid, "server_pid_start": "another-boot:1",
+                          "server_host": HERE}, None),
         "dead": ({"status": "running", "pid": dead_pid(), "host": HERE, "created": "2024-01-01 00:00:08"}, None),
         "elsewhere": ({"status": "running", "pid": os.getpid(), "host": HERE + "-other"}, None),
         "pid0": ({"status": "running", "pid": 0, "host": HERE}, None),
@@ -123,7 +129,8 @@ def test_statuses_of_hand_made_runs(runs_dir, trained, live_pid):
     for name, (meta, model_from) in cases.items():
         make_run(runs_dir, name, meta, model_from)
     got = {r.id: r.status for r in runs.list_runs(runs_dir)}
-    assert got == {"alive": "running", "dead": "interrupted", "elsewhere": "interrupted", "pid0": "interrupted",
+    assert got == {"alive": "running", "alivestart": "running", "reused": "interrupted",
+                   "reusedserver": "interrupted", "dead": "interrupted", "elsewhere": "interrupted", "pid0": "interrupted",
                    "pidjunk": "interrupted", "nomodel": "incomplete", "finished": "finished",
                    "stopped": "stopped", "failed": "failed"}
     usable = {r.id for r in runs.list_runs(runs_dir) if r.usable}
