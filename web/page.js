@@ -26,16 +26,9 @@
   }
 
   function showBars(probs) {
-    const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]);
-    const best = order[0], fmt = p => (100 * p).toFixed(1) + "%";
-    $("top").textContent = `${meta.classes[best]} · ${fmt(probs[best])}`;
-    $("next").textContent = "Next: " + order.slice(1, 3).map(i => `${meta.classes[i]} ${fmt(probs[i])}`).join(" · ");
-    document.querySelectorAll("#bars .row").forEach((row, i) => {
-      row.dataset.p = probs[i].toFixed(6);
-      row.classList.toggle("best", i === best);
-      row.querySelector(".fill").style.width = fmt(probs[i]);
-      row.querySelector(".value").textContent = fmt(probs[i]);
-    });
+    const lines = fillBars(probs);  // the rows the pad draws too (ClassifierLab.bars, made at start)
+    $("top").textContent = lines.top;
+    $("next").textContent = lines.next;
     $("result").hidden = false;
   }
 
@@ -156,16 +149,7 @@
   }));
 
   // --- start ---------------------------------------------------------------------------------------------
-  const bars = $("bars");
-  meta.classes.forEach(name => {
-    const row = document.createElement("div");
-    row.className = "row";
-    row.dataset.class = name;
-    row.innerHTML = '<span class="name"></span><span class="track"><span class="fill"></span></span>' +
-      '<span class="value"></span>';
-    row.querySelector(".name").textContent = name;
-    bars.appendChild(row);
-  });
+  const fillBars = ClassifierLab.bars($("bars"), meta.classes);
   say("Loading the model…");
   const t0 = performance.now();
   ClassifierLab.load({model: window.CLASSIFIER_MODEL, wasm: window.ORT_WASM.wasm, glue: window.ORT_WASM.glue, meta})
