@@ -102,6 +102,11 @@ SCREENSHOTS = Setting("CLASSIFIER_LAB_SCREENSHOTS", _path, None,
 SETTINGS: tuple[Setting, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Setting))
 
 
+def user_cache_dir() -> Path:
+    """The user's cache folder for this app, outside any repository: $XDG_CACHE_HOME or ~/.cache, /classifier-lab."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "classifier-lab"
+
+
 def readme_table() -> str:
     """The README's settings table, made from SETTINGS."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import config
 from core.store import runs
 from ui import state
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "classifier-lab"
+CACHE = config.user_cache_dir()
 _converting = threading.Lock()  # one conversion at a time: tf2onnx traces the model's graph
 
 

@@ -52,7 +52,7 @@ def cache_dir() -> Path:
             return here
     except OSError:
         pass
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "classifier-lab" / "decoded"
+    return config.user_cache_dir() / "decoded"
 
 
 class _Opened:

@@ -139,9 +139,7 @@ def cache_dir() -> Path:
     """$CLASSIFIER_LAB_CACHE/backbones, else ~/.cache/classifier-lab/backbones: outside the repository."""
     from core import config
 
-    base = config.CACHE.get() if config.CACHE.is_set() else \
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "classifier-lab"
-    return base / "backbones"
+    return (config.CACHE.get() if config.CACHE.is_set() else config.user_cache_dir()) / "backbones"
 
 
 def status() -> tuple[bool, str]:
