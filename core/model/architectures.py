@@ -65,8 +65,10 @@ def dense(input_shape, num_classes, units: int = 128, **_):
     from keras import layers
 
     inputs, x = _inputs(input_shape)
-    x = layers.Flatten()(x)
-    x = layers.Dense(units, activation="relu")(x)
+    # named as Keras names them in a fresh process: its automatic names count every layer built before in
+    # this process, so a server or test that built other models would show "dense_4" on the inside views
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(units, activation="relu", name="dense")(x)
     return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name="dense")
 
 
