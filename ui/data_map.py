@@ -60,6 +60,20 @@ def image(ds, i: int) -> np.ndarray:
     return ds.x_train[i] if i < n else ds.x_test[i - n]
 
 
+class _AllImages:
+    """The training then the test images, read by slices as the hover atlas asks (a streamed set stays on disk)."""
+
+    def __init__(self, ds):
+        self.ds, self.n = ds, len(ds.y_train)
+        self.shape = (self.n + len(ds.y_test), *ds.x_train.shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.stack([image(self.ds, i) for i in range(*rows.indices(len(self)))])
+
+
 def show(ds, prefix: str, on_delete: Callable[[str], None] | None = None) -> None:
     """The map (coloured by class, split or suspicion; hover shows the image), the duplicate pairs and the
     suspects, with a delete button for the second image of each pair when `on_delete` is given."""
@@ -81,8 +95,7 @@ def show(ds, prefix: str, on_delete: Callable[[str], None] | None = None) -> Non
     hover = [f"{f} · {names[y]} · {s}" for f, y, s in zip(found.files, found.labels, found.splits)]
     key = f"{prefix}_map_{hashlib.sha1(repr((ver, method, by)).encode()).hexdigest()[:10]}"
     st.plotly_chart(inside_charts.embedding_map(xy, groups, hover, colors), key=key)
-    map_hover.thumbnails_on_hover(key, ds, None, lambda: np.concatenate([ds.x_train, ds.x_test]),
-                                  which=f"all {ver}")
+    map_hover.thumbnails_on_hover(key, ds, None, _AllImages(ds), which=f"all {ver}")
     st.caption(f"Near-duplicates: identical pixels, or features at least {data_map.NEAR_DUPLICATE:.0%} alike "
                f"(cosine). Possibly mislabelled: {data_map.MISLABEL_SHARE:.0%} of its {data_map.NEIGHBOURS} "
                f"nearest images carry one other label. Odd one out: its nearest image is far less alike than "
