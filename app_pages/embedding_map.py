@@ -6,12 +6,22 @@ import streamlit as st
 
 from core.analysis import metrics
 from core.analysis.embedding import COLOR_BY, PROJECTIONS, color_groups
-from ui import charts, inside, inside_charts, map_hover
+from core.data.registry import is_own
+from ui import charts, data_map, inside, inside_charts, map_hover, state
 from ui.gallery import Gallery
 
 SHOW = 12
 
 st.title("Embedding map")
+if is_own(state.active_dataset()):  # an own dataset has a map before any model: the pretrained backbone's
+    FROM = {"model": "the active model", "backbone": "the pretrained backbone (no training needed)"}
+    source = st.radio("Features from", list(FROM), format_func=FROM.get, horizontal=True, key="e_source",
+                      index=0 if state.active_run() else 1)
+    if source == "backbone":
+        own = state.dataset()
+        if own is not None:
+            data_map.show(own, "e_bb")
+        st.stop()
 run, ds, probs = inside.test_set()
 emb = inside.embeddings(run, ds)
 if emb is None:

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from core.data import owndata, registry, uploads
-from ui import state
+from ui import data_map, state
 
 NEW = "➕ New dataset"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
@@ -106,6 +106,13 @@ def gallery(name: str, cls: str) -> None:
         st.caption(f"… and {len(paths) - THUMBS:,} more.")
 
 
+def delete_file(name: str, file: str) -> None:
+    """Delete an image named by its path in the dataset ("class/file.png"), e.g. one of a duplicate pair."""
+    cls, filename = file.split("/", 1)
+    if attempt(owndata.delete_image, name, cls, filename):
+        done(message=f"Deleted {file}.")
+
+
 def confirm_delete(what: str, key: str, fn, *args) -> None:
     """A delete button behind a confirmation tick."""
     sure = st.checkbox(f"Yes, delete {what}", key=f"{key}_sure")
@@ -159,5 +166,16 @@ if counts:
     with st.expander(f"Delete class {cls}"):
         confirm_delete(f"class {cls} and its {counts[cls]} image(s)", "md_delete_class", owndata.delete_class, name,
                        cls)
+if ok:
+    with st.expander("Look at your data", icon=":material/scatter_plot:"):
+        st.caption("Every image through the pretrained ImageNet backbone, before any training: a map coloured by "
+                   "class, near-duplicate pairs, and images that look mislabelled or out of place. The first look "
+                   "costs about 12 ms an image; training with the pretrained architecture then reuses its features.")
+        looked = st.session_state.setdefault("md_looked", set())
+        if name in looked or st.button("Look", key="md_look", icon=":material/visibility:"):
+            looked.add(name)
+            ds = state.dataset(name)
+            if ds is not None:
+                data_map.show(ds, "md_look", on_delete=lambda file: delete_file(name, file))
 with st.expander(f"Delete dataset {name}"):
     confirm_delete(f"dataset {name} and all its images", "md_delete_dataset", owndata.delete_dataset, name)

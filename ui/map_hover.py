@@ -88,13 +88,14 @@ def atlas(images: np.ndarray, tile: int = TILE) -> tuple[bytes, int]:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _atlas_url(name: str, path: str | None, source: str, _images: np.ndarray) -> tuple[str, int]:
+def _atlas_url(name: str, path: str | None, source: str, which: str, _images) -> tuple[str, int]:
     sheet, cols = atlas(_images)
     return "data:image/webp;base64," + base64.b64encode(sheet).decode("ascii"), cols
 
 
-def thumbnails_on_hover(chart_key: str, ds, data_path: str | None) -> None:
-    """Show each test image beside the pointer while it hovers a point of the chart `chart_key` (points
-    carry their test index as customdata)."""
-    url, cols = _atlas_url(ds.name, data_path, ds.source, ds.x_test)
+def thumbnails_on_hover(chart_key: str, ds, data_path: str | None, images=None, which: str = "test") -> None:
+    """Show each image beside the pointer while it hovers a point of the chart `chart_key` (points carry their
+    index as customdata): the test set's, or `images` (read by slices) named by `which`, a name that changes
+    with them."""
+    url, cols = _atlas_url(ds.name, data_path, ds.source, which, ds.x_test if images is None else images)
     _component(key=f"{chart_key}_hover", data={"chart": chart_key, "atlas": url, "cols": cols, "shown": SHOWN})

@@ -31,12 +31,12 @@ def content_key(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _chunks(images):
-    """The images CHUNK at a time as arrays (a streamed dataset is read chunk by chunk)."""
+def content_keys(images) -> list[str]:
+    """Every image's content_key, reading the images CHUNK at a time (a streamed dataset chunk by chunk)."""
     from core.data.streaming import take
 
-    for start in range(0, len(images), CHUNK):
-        yield np.asarray(take(images, np.arange(start, min(start + CHUNK, len(images)))))
+    return [content_key(img) for start in range(0, len(images), CHUNK)
+            for img in np.asarray(take(images, np.arange(start, min(start + CHUNK, len(images)))))]
 
 
 def _index(folder: Path) -> dict:
@@ -82,7 +82,7 @@ def _read(folder: Path, where: list[tuple[str, int]], shape: tuple) -> np.ndarra
 def cached(extract, images, folder: Path, shape: tuple, batch_size: int = 32) -> np.ndarray:
     """extract(batch) -> outputs of `shape` for every image, float32, computing only images not in `folder`."""
     folder = Path(folder)
-    keys = [content_key(img) for chunk in _chunks(images) for img in chunk]
+    keys = content_keys(images)
     with _LOCK:
         index = _index(folder)
     first = {}

@@ -118,5 +118,9 @@ def feature_head(model, fine_tune_blocks: int = 0) -> FeatureHead | None:
     cut = cut_layer(fine_tune_blocks)
     frozen = keras.Model(model.inputs, model.get_layer(cut).output, name="frozen")
     side = int(model.get_layer("stem_conv").input.shape[1])
-    folder = enet.cache_dir().parent / "features" / f"{enet.NAME}-{side}-{cut}"
-    return FeatureHead(model, frozen, _tail(model, cut), folder, cut)
+    return FeatureHead(model, frozen, _tail(model, cut), feature_folder(side, cut), cut)
+
+
+def feature_folder(side: int, cut: str = enet.FEATURES) -> Path:
+    """The feature cache of the backbone at this input side, cut at this layer (shared by every model built so)."""
+    return enet.cache_dir().parent / "features" / f"{enet.NAME}-{side}-{cut}"
