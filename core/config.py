@@ -84,6 +84,11 @@ CACHE = Setting("CLASSIFIER_LAB_CACHE", _path, None, "Where decoded caches of bi
                 "pretrained backbone's converted weights and cached features go in its `backbones/` and `features/`",
                 "`.cache/decoded/` in the data folder (`~/.cache/classifier-lab/decoded/` if that is read-only); "
                 "the backbone's in `~/.cache/classifier-lab/`")
+# 1 GB: the pooled features of ~400,000 images (2.5 KB each), or the inputs of ~50,000 images to the last
+# fine-tuned blocks (7×7×192 at 224): many datasets' worth, yet small beside the decoded images themselves
+FEATURE_CACHE_MB = Setting("CLASSIFIER_LAB_FEATURE_CACHE_MB", _number(0), 1024.0,
+                           "Size (MB) the pretrained backbone's cached features are kept under, the least "
+                           "recently used removed first; 0 keeps only the images looked up last", "1024")
 OFFLINE = Setting("CLASSIFIER_LAB_OFFLINE", _flag, False, "Never touch the network: offline dataset sources only", "off")
 STREAM_MB = Setting("CLASSIFIER_LAB_STREAM_MB", _number(0), 1024.0,
                     "Decoded size (MB) above which a folder dataset streams from disk; 0 streams every one", "1024")

@@ -31,8 +31,9 @@ def test_the_readme_table_is_the_registry():
 
 
 @pytest.mark.parametrize("setting, raw", [(config.MAX_TRAININGS, "two"), (config.MAX_TRAININGS, "0"),
-                                          (config.STREAM_MB, "-1"), (config.ENGINE, "spark"),
-                                          (config.OFFLINE, "maybe"), (config.RAY_GPUS, "lots")])
+                                          (config.STREAM_MB, "-1"), (config.FEATURE_CACHE_MB, "-1"),
+                                          (config.ENGINE, "spark"), (config.OFFLINE, "maybe"),
+                                          (config.RAY_GPUS, "lots")])
 def test_a_bad_value_is_one_line_naming_the_variable(monkeypatch, setting, raw):
     monkeypatch.setenv(setting.name, raw)
     with pytest.raises(config.ConfigError) as e:

@@ -17,6 +17,7 @@ ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
 MAX_SHOT_HEIGHT = 3200  # px: a full page, but not an endless one
 LIVE = re.compile(r"^Training runs in ")  # the Train page's note above a queued or running run's live view
 PROGRESS = re.compile(r"(\w+) · epoch (\d+)/(\d+) · batch (\d+)/(\d+)")
+TRAIN_TIMEOUT = 900_000  # ms: a few hundred steps on a shared, busy 2-core machine
 
 
 def main(page: Page) -> Locator:
@@ -92,6 +93,20 @@ def fill_train_form(page: Page, numbers: dict[str, int], dataset: str = "Fashion
         if all(m.get_by_role("spinbutton", name=n).input_value() == str(v) for n, v in numbers.items()):
             return m
     raise AssertionError(f"the Train form did not keep {numbers}")
+
+
+def train_on_train_page(page: Page, dataset_title: str, arch_title: str | re.Pattern,
+                        epochs: int) -> tuple[str, float]:
+    """Today's Train page: choose, Start training, wait for the result line, make the run the active model;
+    returns the run id and the test accuracy the line shows. (The one place to adapt when the Train page changes.)"""
+    m = fill_train_form(page, {"Epochs": epochs}, dataset=dataset_title, arch=arch_title)
+    m.get_by_role("button", name=re.compile("Start training")).click()
+    result = m.locator("[data-testid=stAlertContentSuccess]").filter(has_text=re.compile(r"finished: test accuracy"))
+    expect(result).to_be_visible(timeout=TRAIN_TIMEOUT)
+    found = re.search(r"Run (\S+) finished: test accuracy ([\d.]+)%", result.inner_text())
+    m.get_by_role("button", name=re.compile("Use as the active model")).click()
+    wait_idle(page)
+    return found.group(1), float(found.group(2)) / 100
 
 
 def use_bundled(page: Page, dataset_title: str, timeout: float = 60_000) -> None:

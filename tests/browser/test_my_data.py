@@ -6,16 +6,15 @@ import zipfile
 
 import pytest
 
-from browser_helpers import (assert_no_error, assert_same_bars, drawing_canvas, drawing_pad, expect, fill_train_form,
-                             main, open_app, open_page, pad, pad_pixels, pad_probs, screenshot, server_probs, stroke,
-                             wait_idle)
+from browser_helpers import (assert_no_error, assert_same_bars, drawing_canvas, drawing_pad, expect, main, open_app,
+                             open_page, pad, pad_pixels, pad_probs, screenshot, server_probs, stroke,
+                             train_on_train_page, wait_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NAME = "toys"
 PER_CLASS = 16
 DRAWINGS = 8
-TRAIN_TIMEOUT = 900_000  # ms: a few hundred steps on a shared, busy 2-core machine
 
 
 def zigzag(dx: float = 0, dy: float = 0, k: float = 1.0) -> list[tuple[float, float]]:
@@ -41,18 +40,6 @@ def add_class(page, name: str) -> None:
     m.get_by_label("New class").fill(name)
     m.get_by_role("button", name=re.compile("Add class")).click()
     expect_added(page, f"Class {name} added")
-
-
-def train_on_train_page(page, dataset_title: str, arch_title: str, epochs: int) -> str:
-    """Today's Train page: choose, Start training, wait for the result line; returns the run id.
-    (The one place to adapt when the Train page changes.)"""
-    m = fill_train_form(page, {"Epochs": epochs}, dataset=dataset_title, arch=arch_title)
-    m.get_by_role("button", name=re.compile("Start training")).click()
-    result = m.locator("[data-testid=stAlertContentSuccess]").filter(has_text=re.compile(r"finished: test accuracy"))
-    expect(result).to_be_visible(timeout=TRAIN_TIMEOUT)
-    m.get_by_role("button", name=re.compile("Use as the active model")).click()
-    wait_idle(page)
-    return re.search(r"Run (\S+) finished", result.inner_text()).group(1)
 
 
 def test_make_train_predict_own_dataset(page, tmp_path, screenshot_dir):
