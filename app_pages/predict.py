@@ -1,4 +1,4 @@
-"""Predict: draw on a canvas or upload an image; see what the model sees and its confidence."""
+"""Predict: draw on a canvas, upload an image or take a photo; see what the model sees and its confidence."""
 import streamlit as st
 
 from core.model import compat
@@ -45,8 +45,10 @@ def server_canvas():
         return None
 
 
-def upload():
-    """The uploaded file (its name goes into error messages), or None."""
+def photo(mode: str):
+    """The uploaded file (its name goes into error messages) or the camera's snapshot, or None."""
+    if mode == "Camera":  # drawn only when chosen: the browser asks for the camera then, not on every visit
+        return st.camera_input("Take a photo to classify", key="camera")
     return st.file_uploader("Upload an image", type=UPLOAD_TYPES, key="upload")
 
 
@@ -97,16 +99,17 @@ def browser_draw(url: str) -> None:
 
 
 def server_predict(mode: str) -> None:
-    """The canvas or the uploader on the left; on the right the server's prediction, bars and all."""
+    """The canvas, the uploader or the camera on the left; on the right the server's prediction, bars and all."""
     left, right = st.columns([1, 1], gap="large")
     with left:
-        image = server_canvas() if mode == "Draw" else upload()
+        image = server_canvas() if mode == "Draw" else photo(mode)
         if own and mode == "Draw" and image is not None:
             from core.data.uploads import canvas_image
             image = canvas_image(image)  # the canvas's black, as My data stores drawings
     with right:
         if image is None:
-            st.info(f"Draw {thing} on the canvas." if mode == "Draw" else "Upload an image to classify it.")
+            st.info({"Draw": f"Draw {thing} on the canvas.", "Upload": "Upload an image to classify it.",
+                     "Camera": "Take a photo to classify it."}[mode])
             return
         try:
             out = predict_image(model, image, names, box=box)
@@ -139,12 +142,13 @@ def pad_url() -> str | None:
     return url
 
 
-if grayscale or own:
-    mode = st.radio("Input", ["Draw", "Upload"], horizontal=True, key="predict_mode")
-else:
-    mode = "Upload"
+modes = ["Draw", "Upload", "Camera"] if grayscale or own else ["Upload", "Camera"]
+if st.session_state.get("predict_mode") not in modes:  # a choice made for another model, e.g. Draw
+    st.session_state.pop("predict_mode", None)
+if "Draw" not in modes:
     st.info(f"This model reads {shape[0]}×{shape[1]} colour photos, so there is no drawing canvas "
-            "(drawing is for 28×28 grayscale models such as MNIST): upload a photo instead.")
+            "(drawing is for 28×28 grayscale models such as MNIST): upload a photo or take one instead.")
+mode = st.radio("Input", modes, horizontal=True, key="predict_mode")
 url = pad_url() if mode == "Draw" else None
 if url is not None:
     browser_draw(url)

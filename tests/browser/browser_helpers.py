@@ -18,6 +18,7 @@ MAX_SHOT_HEIGHT = 3200  # px: a full page, but not an endless one
 LIVE = re.compile(r"^Training runs in ")  # the Train page's note above a queued or running run's live view
 PROGRESS = re.compile(r"(\w+) · epoch (\d+)/(\d+) · batch (\d+)/(\d+)")
 TRAIN_TIMEOUT = 900_000  # ms: a few hundred steps on a shared, busy 2-core machine
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a camera, no prompt
 
 
 def main(page: Page) -> Locator:
@@ -354,3 +355,17 @@ def batch_chart_points(page: Page) -> int:
         return plotly_points(main(page).locator(".st-key-batch_chart"))
     except Exception:  # no chart yet, or redrawn between the locator and the evaluation
         return 0
+
+
+def write_y4m(path: Path, frame, frames: int = 10) -> Path:
+    """A video file Chromium's fake camera plays (--use-file-for-fake-video-capture): YUV 4:2:0 frames of one
+    PIL picture, whose sides must be even."""
+    import numpy as np
+
+    ycc = np.asarray(frame.convert("RGB").convert("YCbCr"))
+    y, cb, cr = ycc[..., 0], ycc[::2, ::2, 1], ycc[::2, ::2, 2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{frame.width} H{frame.height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n" + y.tobytes() + cb.tobytes() + cr.tobytes())
+    return path

@@ -8,6 +8,7 @@
     browser       Chromium from /usr/bin/chromium (Playwright's own browser download is not needed)
     page          a fresh browser context (= a fresh Streamlit session) on `app`, 1400×1000
     open_session  open_session(app) -> another such page, on any of these servers
+    filmed_page   filmed_page(picture) -> such a page on `app` in a Chromium of its own whose camera films a picture
 
 Without the playwright package or without Chromium every browser test is skipped with the reason.
 Screenshots of each page go to $CLASSIFIER_LAB_SCREENSHOTS (docs/screenshots refreshes the README's
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser_helpers import FAKE_CAMERA, write_y4m
 from slow_tf import slow_tf_pythonpath
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,3 +255,17 @@ def open_session(browser, request, tmp_path):
 def page(app, open_session):
     """A fresh browser session on the shared app."""
     return open_session(app)
+
+
+@pytest.fixture
+def filmed_page(browser, app, request, tmp_path):
+    """filmed_page(picture) -> a page on the shared app in a Chromium of its own whose fake camera films this PIL
+    picture (even sides), as if held up to a webcam; closed after the test."""
+    with ExitStack() as stack:
+        def film(picture):
+            video = write_y4m(tmp_path / "camera.y4m", picture)
+            camera = browser.browser_type.launch(executable_path=str(CHROMIUM), args=[
+                *CHROMIUM_ARGS, *FAKE_CAMERA, f"--use-file-for-fake-video-capture={video}"])
+            stack.callback(camera.close)
+            return stack.enter_context(browser_session(camera, app, request, tmp_path))
+        yield film

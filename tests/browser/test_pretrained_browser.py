@@ -1,6 +1,6 @@
 """Scenario (issue 25): a few photos a class in an own dataset, the pretrained EfficientNet-Lite0 trained on them in
-the browser, and a held-out photo uploaded on Predict named by its class. An upload is classified on the server
-(Keras), whatever the model: the browser's ONNX copy only serves the drawing pad."""
+the browser, and a held-out photo, uploaded and then held up to the camera on Predict, named by its class. Photos
+are classified on the server (Keras), whatever the model: the browser's ONNX copy only serves the drawing pad."""
 import os
 import re
 import subprocess
@@ -45,8 +45,11 @@ def make_photos(folder):
     return folder, held
 
 
-def test_pretrained_on_a_few_photos_names_a_held_out_photo(app, page, tmp_path):
+def test_pretrained_on_a_few_photos_names_a_held_out_photo_uploaded_or_filmed(app, filmed_page, tmp_path):
+    from PIL import Image
+
     source, held = make_photos(tmp_path / "photos")
+    page = filmed_page(Image.open(held).resize((480, 480), Image.BILINEAR))  # the same photo before the webcam
     # into the server's data folder (next to its runs folder), as a person would import a folder from the shell
     out = subprocess.run([sys.executable, "-m", "core", "data", "import", str(source), "--name", NAME], cwd=ROOT,
                          env={**os.environ, "CLASSIFIER_LAB_RUNS": str(app.runs_dir)},
@@ -63,6 +66,21 @@ def test_pretrained_on_a_few_photos_names_a_held_out_photo(app, page, tmp_path):
     m.locator("[data-testid=stRadio]").filter(has_text="Input").get_by_text("Upload", exact=True).click()
     wait_idle(page)
     m.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(held)
+    named_held_out(page)
+
+    m.locator("[data-testid=stRadio]").filter(has_text="Input").get_by_text("Camera", exact=True).click()
+    wait_idle(page)
+    expect(m.get_by_text("Take a photo to classify it.")).to_be_visible()
+    # as a person clicks once they see themselves: a snapshot taken before the first frame holds nothing
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMain] video')]"
+                           ".some(v => v.readyState >= 2 && v.videoWidth > 0)", timeout=60_000)
+    m.get_by_role("button", name="Take Photo").click()
+    named_held_out(page)
+
+
+def named_held_out(page) -> None:
+    """The prediction's heading and the server's bars name HELD_OUT top, over exactly our classes."""
+    m = main(page)
     expect(m.locator("h3").filter(has_text=re.compile(r" · [\d.]+%$"))).to_have_text(
         re.compile(rf"^{HELD_OUT} · [\d.]+%$"), timeout=120_000)
     expect(m.locator(".st-key-predict_bars .js-plotly-plot")).to_be_visible(timeout=60_000)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser_helpers import ROOT, expect
+from browser_helpers import FAKE_CAMERA, ROOT, expect, write_y4m
 
 from core import config
 from core.analysis.inference import BlankImage, predict, preprocess
@@ -24,7 +24,6 @@ from core.store import runs
 pytestmark = pytest.mark.browser
 
 TIMEOUT = 600  # s for the CLI export on a busy 2-core machine
-FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 READY = "document.body.dataset.ready === 'true'"
 SHOWN = "!document.getElementById('result').hidden"
 
@@ -140,21 +139,11 @@ def test_uploading_real_test_digits_gives_their_class(shared, mnist, tmp_path):
         shared.set_input_files("#file", [])
 
 
-def _y4m(path, frame: Image.Image, frames: int = 10) -> None:
-    """A video file Chromium's fake camera plays: YUV 4:2:0 frames of one picture."""
-    ycc = np.asarray(frame.convert("RGB").convert("YCbCr"))
-    y, cb, cr = ycc[..., 0], ycc[::2, ::2, 1], ycc[::2, ::2, 2]
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{frame.width} H{frame.height} F10:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(frames):
-            f.write(b"FRAME\n" + y.tobytes() + cb.tobytes() + cr.tobytes())
-
-
 def test_camera_photo_of_a_digit_on_paper_gives_its_class(browser, exported, mnist, tmp_path):
     index = 3
     paper = Image.new("L", (640, 480), 235)  # dark ink on light paper, filmed
     paper.paste(Image.fromarray(255 - mnist.x_test[index]).resize((300, 300), Image.BILINEAR), (170, 90))
-    _y4m(tmp_path / "digit.y4m", paper)
+    write_y4m(tmp_path / "digit.y4m", paper)
     camera = browser.browser_type.launch(executable_path=str(config.CHROMIUM.get()), args=[
         *webpage.BROWSER_ARGS, *FAKE_CAMERA, f"--use-file-for-fake-video-capture={tmp_path / 'digit.y4m'}"])
     try:
