@@ -2,6 +2,7 @@
 duplicate pairs and suspects, cached per dataset version so adding or deleting an image looks again."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 
@@ -10,9 +11,12 @@ import streamlit as st
 
 from core.analysis import data_map
 from core.analysis.embedding import PROJECTIONS
+from core.data import fixes as core_fixes
 from core.data.registry import item_hashes, item_keys
+from core.data.streaming import take
 from core.model.efficientnet_lite import BackboneUnavailable
 from ui import charts, inside_charts, map_hover
+from ui import fixes as ui_fixes
 
 SHOW_PAIRS = 12
 SHOW_SUSPECTS = 12
@@ -54,6 +58,18 @@ def look(ds) -> data_map.DataMap | None:
     return None
 
 
+def fixed(ds):
+    """The dataset as its fix overlay leaves it (relabels applied, excluded images gone, added ones in): what
+    training with fixes sees, so a suspect fixed here is no longer one. The originals stay untouched."""
+    prep = core_fixes.apply(ds, ui_fixes.overlay(ds.name))
+    out, keep = prep.dataset, prep.test_keep
+    if keep.all():
+        return out
+    return dataclasses.replace(out, x_test=take(out.x_test, keep), y_test=out.y_test[keep],
+                               **{f: getattr(out, f)[keep] for f in ("test_files", "test_hashes")
+                                  if getattr(out, f) is not None})
+
+
 def image(ds, i: int) -> np.ndarray:
     """Image i of the DataMap's order: the training images, then the test images."""
     n = len(ds.y_train)
@@ -76,7 +92,9 @@ class _AllImages:
 
 def show(ds, prefix: str, on_delete: Callable[[str], None] | None = None) -> None:
     """The map (coloured by class, split or suspicion; hover shows the image), the duplicate pairs and the
-    suspects, with a delete button for the second image of each pair when `on_delete` is given."""
+    suspects (each with a relabel or an exclude in the fix overlay), with a delete button for the second image of
+    each pair when `on_delete` is given. All of it as the dataset's fixes leave it."""
+    ds = fixed(ds)
     found = look(ds)
     if found is None:
         return
@@ -105,7 +123,7 @@ def show(ds, prefix: str, on_delete: Callable[[str], None] | None = None) -> Non
     with pairs_tab:
         _pairs(ds, found, prefix, on_delete)
     with suspects_tab:
-        _suspects(ds, found)
+        _suspects(ds, found, prefix)
 
 
 def _groups(found: data_map.DataMap, by: str) -> list[tuple[str, np.ndarray]]:
@@ -138,12 +156,17 @@ def _pairs(ds, found: data_map.DataMap, prefix: str, on_delete) -> None:
         st.caption(f"… and {len(found.pairs) - SHOW_PAIRS:,} more pairs.")
 
 
-def _suspects(ds, found: data_map.DataMap) -> None:
+def _suspects(ds, found: data_map.DataMap, prefix: str) -> None:
     if not found.suspects:
         st.success("No image stands out.", icon=":material/check:")
+    n_train = len(ds.y_train)
     cols = st.columns(6)
     for k, s in enumerate(found.suspects[:SHOW_SUSPECTS]):
-        cols[k % 6].image(charts.enlarge(image(ds, s.index), 96), width="stretch",
-                          caption=f"{s.file}: {s.kind}, {s.why}")
+        split, i = ("train", s.index) if s.index < n_train else ("test", s.index - n_train)
+        key, digest = core_fixes.item_ref(ds, split, i)
+        with cols[k % 6]:
+            st.image(charts.enlarge(image(ds, s.index), 96), width="stretch", caption=f"{s.file}: {s.kind}, {s.why}")
+            ui_fixes.quick_controls(ds.name, split, key, s.suggested, found.class_names, "data map", ns=prefix,
+                                    digest=digest)
     if len(found.suspects) > SHOW_SUSPECTS:
         st.caption(f"… and {len(found.suspects) - SHOW_SUSPECTS:,} more.")

@@ -98,13 +98,14 @@ def retrain_with_fixes(run: runs.Run) -> str | None:
     return new
 
 
-def quick_controls(dataset: str, split: str, key, suggested: int, names, view: str, ns: str,
+def quick_controls(dataset: str, split: str, key, suggested: int | None, names, view: str, ns: str,
                    digest: str | None = None) -> None:
-    """Two one-click fixes under a thumbnail: relabel as the suggested class, or exclude (own images: by file
-    and content hash)."""
-    st.button(f"Relabel as {names[suggested]}", key=f"{ns}_relabel_{key}", icon=":material/edit:",
-              on_click=_record, args=(dataset, "relabel", split, key, suggested, names[suggested]),
-              kwargs={"view": view, "hash": digest}, width="stretch")
+    """One-click fixes under a thumbnail: relabel as the suggested class (none: no suggestion), or exclude (own
+    images: by file and content hash)."""
+    if suggested is not None:
+        st.button(f"Relabel as {names[suggested]}", key=f"{ns}_relabel_{key}", icon=":material/edit:",
+                  on_click=_record, args=(dataset, "relabel", split, key, suggested, names[suggested]),
+                  kwargs={"view": view, "hash": digest}, width="stretch")
     st.button("Exclude", key=f"{ns}_exclude_{key}", icon=":material/block:", on_click=_record,
               args=(dataset, "exclude", split, key), kwargs={"view": view, "hash": digest}, width="stretch")
 

@@ -54,6 +54,7 @@ class Suspect:
     kind: str
     why: str
     score: float  # mislabelled: the share of neighbours with the other label; odd: its robust z-score
+    suggested: int | None = None  # mislabelled: the label its neighbours carry (what a relabel would set)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays don't compare with ==
@@ -159,7 +160,7 @@ def suspects(labels: np.ndarray, names, files: np.ndarray, idx: np.ndarray, sim:
         if count >= MISLABEL_SHARE * votes.shape[1]:
             mislabelled.append(Suspect(int(i), str(files[i]), "possibly mislabelled",
                                        f"labelled {names[labels[i]]}, but {count} of its {votes.shape[1]} nearest "
-                                       f"images are {names[other]}", count / votes.shape[1]))
+                                       f"images are {names[other]}", count / votes.shape[1], int(other)))
     return tuple(found + sorted(mislabelled, key=lambda s: (-s.score, s.index)))
 
 

@@ -53,6 +53,25 @@ def test_my_data_looks_at_the_data_and_deletes_a_copy_from_its_pair(photos, tmp_
     assert not any("copy_of_00.png" in c and "identical" in c for c in captions(at))  # looked again, copy gone
 
 
+def test_a_suspect_is_relabelled_in_the_fix_overlay_and_is_no_longer_one(photos, tmp_path):
+    from core.data.fixes import Overlay
+
+    at = open_page(app(photos), "app_pages/my_data.py")
+    at.button(key="md_look").click().run()
+    relabel = at.button(key="md_look_relabel_sneaker/wrong.png")
+    assert relabel.label == "Relabel as trouser"  # what its nearest images are
+    relabel.click().run()
+    assert_clean(at, "relabel")
+    (fix,) = Overlay(photos, tmp_path / "runs").state()[0]
+    assert (fix.op, fix.key, fix.label_name) == ("relabel", "sneaker/wrong.png", "trouser") and fix.hash
+    assert (tmp_path / "data" / photos / "sneaker" / "wrong.png").exists()  # the original stays where it was
+    shown = captions(at)
+    assert not any(c.startswith("sneaker/wrong.png: possibly mislabelled") for c in shown), shown
+    assert any(c.startswith("t-shirt/astronaut.png: odd one out") for c in shown), shown
+    assert at.button(key="md_look_exclude_t-shirt/astronaut.png")  # an odd one out: exclude, no relabel offered
+    assert not [b for b in at.button if b.key == "md_look_relabel_t-shirt/astronaut.png"]
+
+
 def test_embedding_map_offers_the_backbone_map_before_any_model(photos):
     at = open_page(app(photos), "app_pages/embedding_map.py")
     assert_clean(at, "embedding map")
