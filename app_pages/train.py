@@ -6,7 +6,7 @@ from core.store import runs
 from core.model import efficientnet_lite
 from core.model.architectures import ARCHITECTURES
 from core.train.trainer import OPTIMIZERS, TrainConfig
-from ui import charts, live_chart, settings, state, training, tuning
+from ui import charts, fixes, live_chart, settings, state, training, tuning
 
 st.title("Train a model")
 # the form is hidden while a run trains and when the user visits other pages: keep its values meanwhile,
@@ -73,7 +73,7 @@ def config_form(run_id: str | None) -> TrainConfig:
     cfg = TrainConfig(dataset=dataset, arch=arch, epochs=int(epochs), batch_size=int(batch), learning_rate=lr,
                       optimizer=optimizer, validation_split=val, seed=int(seed),
                       max_train_samples=int(subset) or None, early_stopping_patience=int(patience) or None,
-                      data_path=state.folder_path(dataset))
+                      data_path=state.folder_path(dataset), **fixes.train_option(dataset))
     # the address bar now reproduces this set-up (and still names the run shown below it)
     st.query_params.from_dict({**settings.to_query(cfg), **({"run": run_id} if run_id else {})})
     st.caption("Share this page's address to share these settings.")

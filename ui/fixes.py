@@ -21,6 +21,20 @@ def overlay(dataset: str) -> fixes.Overlay:
     return fixes.Overlay(dataset, runs.default_runs_dir())
 
 
+def train_option(dataset: str) -> dict:
+    """The Train form's "with this dataset's fixes" toggle, shown when it has any (e.g. made on My data before a
+    first training): TrainConfig fields pinning the fixes so far, or {} to train on the files as they are."""
+    log = overlay(dataset)
+    lines = log.lines()
+    active = len(log.state(len(lines))[0]) if lines else 0
+    if not active:
+        return {}
+    on = st.toggle(f"With this dataset's {active} fix(es) (relabels, exclusions, added images)", value=True,
+                   key=f"train_fixes_{dataset}", help="Kept in the dataset's fix overlay (Fixes page); the files "
+                   "stay as they are.")
+    return {"fixes": True, "fixes_upto": len(lines)} if on else {}
+
+
 def _done(fix: fixes.Fix) -> None:
     what = f"{fix.key}" if fix.hash else f"{fix.split} image {fix.key}"  # own images by file, built-ins by index
     what = what if fix.op != "add" else "the image to the training set"

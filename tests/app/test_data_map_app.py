@@ -71,6 +71,10 @@ def test_a_suspect_is_relabelled_in_the_fix_overlay_and_is_no_longer_one(photos,
     assert at.button(key="md_look_exclude_t-shirt/astronaut.png")  # an odd one out: exclude, no relabel offered
     assert not [b for b in at.button if b.key == "md_look_relabel_t-shirt/astronaut.png"]
 
+    at = open_page(at, "app_pages/train.py")  # a first training takes the fix unless told not to
+    assert at.toggle(key=f"train_fixes_{photos}").value is True
+    assert at.toggle(key=f"train_fixes_{photos}").label.startswith("With this dataset's 1 fix(es)")
+
 
 def test_embedding_map_offers_the_backbone_map_before_any_model(photos):
     at = open_page(app(photos), "app_pages/embedding_map.py")
