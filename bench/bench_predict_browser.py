@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 
 import common
@@ -147,30 +146,18 @@ def values(records: list[dict], key: str) -> list[float]:
 
 
 def run(quick: bool) -> list[dict]:
-    from playwright.sync_api import sync_playwright
-
     rounds, per_round = (2, 6) if quick else (4, 8)
     load0 = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-predict-") as d:
-        proc, url = common.start_app(d, os.path.join(d, "streamlit.log"), CLASSIFIER_LAB_OFFLINE="1")
-        try:
-            common.wait_healthy(proc, url)
-            with sync_playwright() as pw:
-                browser = common.launch_browser(pw)
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                # warm: TensorFlow, the ONNX copy, both pages' first draw; the runtime's first fetch into the browser
-                first_load = measure(page, url, "pad", STROKES[:1])[1][0]["load_ms"]
-                measure(page, url, "server", STROKES[:1])
-                common.log(f"predict in the browser: {rounds} rounds of {per_round} strokes a path, A = the pad, "
-                           f"B = the server's canvas")
-                pairs = common.alternate(lambda: measure(page, url, "pad", STROKES[:per_round]),
-                                         lambda: measure(page, url, "server", STROKES[:per_round]), rounds,
-                                         log=common.log)
-                browser.close()
-        finally:
-            common.stop_app(proc)
-    load1 = os.getloadavg()
-    load = f"load avg (1 min) {load0[0]:.1f} at the start, {load1[0]:.1f} at the end, on {os.cpu_count()} cores"
+    with common.app_in_chromium("bench-predict-") as (_, url, browser):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # warm: TensorFlow, the ONNX copy, both pages' first draw; the runtime's first fetch into the browser
+        first_load = measure(page, url, "pad", STROKES[:1])[1][0]["load_ms"]
+        measure(page, url, "server", STROKES[:1])
+        common.log(f"predict in the browser: {rounds} rounds of {per_round} strokes a path, A = the pad, "
+                   f"B = the server's canvas")
+        pairs = common.alternate(lambda: measure(page, url, "pad", STROKES[:per_round]),
+                                 lambda: measure(page, url, "server", STROKES[:per_round]), rounds, log=common.log)
+    load = common.load_note(load0)
     live = [r for (_, a), _ in pairs for r in a if r["live"]]
     lifted = [r for (_, a), _ in pairs for r in a if not r["live"]]
     server = [r for _, (_, b) in pairs for r in b]

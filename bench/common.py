@@ -7,6 +7,7 @@ PASS or MISS for a figure with a target, "" for one that is only reported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -14,6 +15,7 @@ import re
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -278,6 +280,32 @@ def stop_app(proc) -> None:
 
 def launch_browser(pw):
     return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def app_in_chromium(prefix: str, **extra_env):
+    """The app served offline from an empty temp runs folder, and a headless Chromium: yields (server, url,
+    browser); both stopped after."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
+        proc, url = start_app(d, os.path.join(d, "streamlit.log"), CLASSIFIER_LAB_OFFLINE="1", **extra_env)
+        try:
+            wait_healthy(proc, url)
+            with sync_playwright() as pw:
+                browser = launch_browser(pw)
+                try:
+                    yield proc, url, browser
+                finally:
+                    browser.close()
+        finally:
+            stop_app(proc)
+
+
+def load_note(start: tuple) -> str:
+    """The 1-minute load average at the start (os.getloadavg() then) and now, for a row's notes."""
+    return (f"load avg (1 min) {start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+            f"on {os.cpu_count()} cores")
 
 
 def wait_idle(page, timeout: float = 120_000) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import common
 
-BENCHES = ("training", "watched", "predict_browser", "predict", "mistakes", "inside", "startup", "memory", "presets",
-           "export", "tuning", "owndata", "fewshot", "labels", "own_labels", "streaming")
+BENCHES = ("training", "watched", "predict_browser", "pages_browser", "predict", "mistakes", "inside", "startup",
+           "memory", "presets", "export", "tuning", "owndata", "fewshot", "labels", "own_labels", "streaming")
 DOC = common.ROOT / "docs" / "benchmarks.md"
 
 METHOD = """\
@@ -58,6 +58,16 @@ METHOD = """\
   updates with the pen down, the delay from each pointermove's timestamp to its handler and the frame interval,
   for the pad with live bars, the pad with bars at pen lift only (every other stroke) and the server's canvas.
   The load average is recorded with the figures: the machine may be shared.
+- **Pages in the browser** (`bench_pages_browser.py`, issue 26): the real app in headless Chromium, offline, bundled
+  MNIST model. Times are taken in the page, from the click event on a sidebar link (a JS click) to the first
+  animation frame (requestAnimationFrame polling) that shows the page: the script run ended, no skeleton or stale
+  element left, the page's h1 shown. Every page a round, in orders of varying stride so a page's predecessor
+  changes; repeat visits (p50 and max per page) apart from the first visit to a page in a session (2 sessions × 4
+  rounds; quick 1 × 2), and a session right after the server starts apart. In fresh sessions from Home: Mistakes to
+  its first gallery image loaded (`naturalWidth > 0`), the Embedding map to the first frame whose WebGL scatter
+  canvas has drawn pixels (5 each; quick 1), and each once right after the server starts. The script run's end and
+  the longest gap between frames (the page's thread busy, e.g. loading Plotly's code for a session's first chart)
+  tell the server's part from the browser's.
 - **Prediction latency** (`bench_predict.py`): `predict_image` (preprocess + model) on 280×280 RGBA
   canvas drawings made with PIL, bundled MNIST model; p50/p95 over all calls after 5 warm-up calls (the
   server's part only: what uploads and `?predict=server` pay before the page redraws).
