@@ -25,7 +25,10 @@ def train_option(dataset: str) -> dict:
     """The Train form's "with this dataset's fixes" toggle, shown when it has any (e.g. made on My data before a
     first training): TrainConfig fields pinning the fixes so far, or {} to train on the files as they are."""
     log = overlay(dataset)
-    lines = log.lines()
+    try:
+        lines = log.lines()
+    except LabError:  # an unreadable runs folder: Start training says what is wrong with it
+        return {}
     active = len(log.state(len(lines))[0]) if lines else 0
     if not active:
         return {}
