@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
+from core import LabError
 from core.analysis import data_map
 from core.analysis.embedding import PROJECTIONS
 from core.data import fixes as core_fixes
@@ -45,12 +46,13 @@ def _xy(name: str, version: str, method: str, _ds) -> np.ndarray:
     return _look(name, version, _ds).xy(method)
 
 
-def look(ds) -> data_map.DataMap | None:
-    """The dataset's DataMap, or None with one line on the page where the backbone can't be had."""
+def look(ds, ver: str) -> data_map.DataMap | None:
+    """The dataset's DataMap (`ver`: its version()), or None with one line on the page where the backbone can't be
+    had."""
     ok, line = data_map.available()
     if ok:
         try:
-            return _look(ds.name, version(ds), ds)
+            return _look(ds.name, ver, ds)
         except BackboneUnavailable as e:
             line = str(e)
     st.info(f"The pretrained backbone is not available here, so there is no map before training: {line}",
@@ -61,7 +63,13 @@ def look(ds) -> data_map.DataMap | None:
 def fixed(ds):
     """The dataset as its fix overlay leaves it (relabels applied, excluded images gone, added ones in): what
     training with fixes sees, so a suspect fixed here is no longer one. The originals stay untouched."""
-    prep = core_fixes.apply(ds, ui_fixes.overlay(ds.name))
+    log = ui_fixes.overlay(ds.name)
+    try:
+        if not log.lines():  # nothing to apply: not a copy of every image at each rerun
+            return ds
+    except LabError:  # an unreadable runs folder: the files as they are (Train says what is wrong with it)
+        return ds
+    prep = core_fixes.apply(ds, log)
     out, keep = prep.dataset, prep.test_keep
     if keep.all():
         return out
@@ -95,7 +103,8 @@ def show(ds, prefix: str, on_delete: Callable[[str], None] | None = None) -> Non
     suspects (each with a relabel or an exclude in the fix overlay), with a delete button for the second image of
     each pair when `on_delete` is given. All of it as the dataset's fixes leave it."""
     ds = fixed(ds)
-    found = look(ds)
+    ver = version(ds)
+    found = look(ds, ver)
     if found is None:
         return
     names = found.class_names
@@ -107,7 +116,6 @@ def show(ds, prefix: str, on_delete: Callable[[str], None] | None = None) -> Non
     method = method_col.radio("Projection", methods, horizontal=True, key=f"{prefix}_method",
                               format_func=lambda m: PROJECTIONS[m].title)
     by = color_col.radio("Colour by", COLOR_BY, horizontal=True, key=f"{prefix}_color")
-    ver = version(ds)
     xy = _xy(ds.name, ver, method, ds)
     groups, colors = _groups(found, by), SUSPECT_COLORS if by == "suspects" else None
     hover = [f"{f} · {names[y]} · {s}" for f, y, s in zip(found.files, found.labels, found.splits)]

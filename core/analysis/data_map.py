@@ -95,14 +95,15 @@ def _frozen(input_shape: tuple, side: int):
     return feature_head(efficientnet_lite0(input_shape, 2, side=side)).frozen
 
 
-def backbone_features(images, side: int) -> np.ndarray:
-    """(N, 1280) float32 pooled features through the feature cache; the backbone is built only for unseen images."""
+def backbone_features(images, side: int, keys: list[str] | None = None) -> np.ndarray:
+    """(N, 1280) float32 pooled features through the feature cache; the backbone is built only for unseen images.
+    `keys`: the images' features.content_keys, if already computed."""
     from core.model.pretrained import feature_folder
 
     def extract(x, batch_size):
         return _frozen(tuple(images.shape[1:]), side).predict(x, batch_size=batch_size, verbose=0)
 
-    return features.cached(extract, images, feature_folder(side), (enet.HEAD,))
+    return features.cached(extract, images, feature_folder(side), (enet.HEAD,), keys=keys)
 
 
 def _neighbours(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,11 +169,12 @@ def look(ds: Dataset, side: int | None = None) -> DataMap:
     """The DataMap of all of a dataset's images through the backbone (BackboneUnavailable where it can't be had)."""
     before = features.COUNTS["computed"]
     side = side or side_for(len(ds.y_train))
-    f = np.concatenate([backbone_features(ds.x_train, side), backbone_features(ds.x_test, side)])
+    train_keys, test_keys = features.content_keys(ds.x_train), features.content_keys(ds.x_test)
+    f = np.concatenate([backbone_features(ds.x_train, side, train_keys), backbone_features(ds.x_test, side, test_keys)])
     files = np.concatenate([item_keys(ds, "train"), item_keys(ds, "test")])
     labels = np.concatenate([ds.y_train, ds.y_test]).astype(np.int64)
     splits = np.repeat(np.array(["train", "test"]), [len(ds.y_train), len(ds.y_test)])
-    keys = features.content_keys(ds.x_train) + features.content_keys(ds.x_test)
+    keys = train_keys + test_keys
     pairs, found = (), ()
     if len(f) >= 2:
         z = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)

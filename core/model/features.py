@@ -104,10 +104,11 @@ def _read(folder: Path, where: dict[int, tuple[str, int]], out: np.ndarray) -> t
     return read, lost
 
 
-def cached(extract, images, folder: Path, shape: tuple, batch_size: int = 32) -> np.ndarray:
-    """extract(batch) -> outputs of `shape` for every image, float32, computing only images not in `folder`."""
+def cached(extract, images, folder: Path, shape: tuple, batch_size: int = 32, keys: list[str] | None = None) -> np.ndarray:
+    """extract(batch) -> outputs of `shape` for every image, float32, computing only images not in `folder`;
+    `keys`: the images' content_keys when the caller has them already."""
     folder = Path(folder)
-    keys = content_keys(images)
+    keys = content_keys(images) if keys is None else keys
     out = np.empty((len(keys), *shape), np.float32)
     with _LOCK:
         index = _index(folder)
