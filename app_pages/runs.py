@@ -63,11 +63,12 @@ def row(run: runs.Run) -> dict:
     acc = m.get("test_accuracy")
     kind = {"lr_find": " · LR finder",  # a range test: listed, but it has no model
             "fold": f" · fold {(c.get('fold') or 0) + 1}/{c.get('folds')}"}.get(run.group, "")
-    return {"run": run.id, "dataset": run.dataset, "architecture": f"{c.get('arch')}{kind}", "sweep": m.get("sweep"),
-            "epochs": f"{m.get('epochs_done', 0)}/{c.get('epochs', '?')}", "batch": c.get("batch_size"),
-            "lr": c.get("learning_rate"), "optimizer": c.get("optimizer"),
+    # how it went first: the table is wider than the page, and its cut-off columns are the least read
+    return {"run": run.id, "dataset": run.dataset, "architecture": f"{c.get('arch')}{kind}", "status": run.status,
             "test acc": round(acc * 100, 2) if isinstance(acc, (int, float)) else None,
-            "status": run.status, "created": m.get("created", ""), "error": m.get("error", "")}
+            "epochs": f"{m.get('epochs_done', 0)}/{c.get('epochs', '?')}", "batch": c.get("batch_size"),
+            "lr": c.get("learning_rate"), "optimizer": c.get("optimizer"), "sweep": m.get("sweep"),
+            "created": m.get("created", ""), "error": m.get("error", "")}
 
 
 table = shown(all_runs + bundled)

@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlparse
 
 try:
     from playwright.sync_api import FrameLocator, Locator, Page, expect
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 except ImportError:  # then conftest skips every browser test, but the modules must still import
-    FrameLocator = Locator = Page = expect = None
+    FrameLocator = Locator = Page = expect = PlaywrightTimeout = None
 
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
@@ -65,8 +66,18 @@ def choose(page: Page, scope: Locator, label: str, option: str | re.Pattern) -> 
     """Pick `option` in the selectbox labelled `label` inside `scope`."""
     box = scope.locator("[data-testid=stSelectbox]").filter(
         has=page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(rf"^{re.escape(label)}$")))
-    box.click()
-    page.get_by_role("option", name=option).first.click()
+    for attempt in range(3):
+        box.click()
+        try:
+            page.get_by_role("option", name=option).first.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            # a rerun from an earlier choice landed and redrew the box with its new options, closing the
+            # open list: as a person would, let the page settle and open it again
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+            wait_idle(page)
     expect(box.get_by_role("combobox")).to_have_value(option)
 
 
