@@ -12,27 +12,42 @@ from ui.model_export import export_section
 st.title("Runs")
 
 
-def running() -> None:
-    """Running and queued runs of this server, with progress, a link to their live curves, and Stop."""
-    items = training.active()
-    if not items:
+def _ended(run_id: str) -> str:
+    try:
+        return training.load(run_id).status
+    except runs.RunError:  # deleted meanwhile
+        return "ended"
+
+
+def running(shown: list[dict]) -> None:
+    """The runs this server was training or queueing when the page was drawn, with progress, a link to their live
+    curves, and Stop. One that ends keeps its row, saying how it ended, until the next rerun of the page: the block
+    never changes height under a person's pointer (a training started elsewhere shows on the next rerun)."""
+    if not shown:
         return
     st.subheader("Training now")
-    for item in items:
+    live = {item["run_id"]: item for item in training.active()}
+    for item in shown:
         run, run_id = item["run"], item["run_id"]
-        snap = training.snapshot(run_id, since=-1) if item["status"] == "running" else {}
-        where = f"number {item['position']} in the queue" if item["status"] == "queued" else \
-            f"{snap.get('status', 'starting')} · epoch {snap.get('epoch', 0)}/{snap.get('epochs_total') or '?'}"
+        now = live.get(run_id)
+        snap = training.snapshot(run_id, since=-1) if now is None or now["status"] == "running" else {}
+        if now is None:
+            where = _ended(run_id)
+        elif now["status"] == "queued":
+            where = f"number {now['position']} in the queue"
+        else:
+            where = f"{snap.get('status', 'starting')} · epoch {snap.get('epoch', 0)}/{snap.get('epochs_total') or '?'}"
         c1, c2, c3 = st.columns([6, 2, 1], vertical_alignment="center")
         c1.progress(training.fraction_done(snap),
                     text=f"**{run_id}** · {run.dataset} · {run.config.get('arch')} · {where}")
         c2.page_link("app_pages/train.py", label="Live curves", icon=":material/monitoring:",
                      query_params={"run": run_id})
         c3.button("Stop", key=f"stop_{run_id}", on_click=training.stop, args=(run_id,),
-                  disabled=training.stopping(run_id), icon=":material/stop:", help=training.STOP_HELP)
+                  disabled=now is None or training.stopping(run_id), icon=":material/stop:", help=training.STOP_HELP)
 
 
-st.fragment(run_every=2.0)(running)()
+# (a run whose worker has written its end is not training now, though the engine may not have seen it exit yet)
+st.fragment(run_every=2.0)(running)([i for i in training.active() if i["run"].status not in runs.ENDED])
 all_runs = runs.list_runs()
 bundled = runs.bundled_models()
 if not all_runs:

@@ -133,6 +133,8 @@ def test_sessions_train_side_by_side_queue_cancel_and_survive_a_closed_tab(app_w
     expect(result_line(b, "stopped")).to_contain_text(ids["B"])
 
     # the server still serves everybody and lists every run as it ended
+    wait_for(lambda: run_meta(app.runs_dir, ids["B"]).get("status") == "stopped", timeout=60,
+             message="B's run.json to say stopped")
     open_page(b, "Runs")
     expect(main(b).get_by_text("Training now")).to_have_count(0)
     table = main(b).locator("[data-testid=stDataFrame]")
