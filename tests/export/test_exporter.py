@@ -1,4 +1,6 @@
 """core.export.exporter: the bundled MNIST model exported to every format through the CLI (once), each checked."""
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -14,20 +16,19 @@ from core.export import exporter, formats, webpage
 
 from core.model import compat
 from core.store import runs
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 600  # every format converted on a busy 2-core machine; a hang still fails
 WEB_READY = not (webpage.missing() or webpage.unchecked())  # npm's ONNX Runtime Web and Chromium are both here
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, subprocess_env):
-    """`python -m core export --model mnist --out DIR --json` once: (out dir, runs dir, {format: result})."""
+def exported(tmp_path_factory):
+    """`core export --model mnist --out DIR --json` once: (out dir, runs dir, {format: result}). Through the CLI's
+    main() in this process: its output is what is checked, and a separate process would add a TensorFlow start-up."""
     out, runs_dir = tmp_path_factory.mktemp("exports"), tmp_path_factory.mktemp("export_runs")
-    proc = subprocess.run([sys.executable, "-m", "core", "export", "--model", "mnist", "--out", out, "--json",
-                           "--runs-dir", runs_dir], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = cli.main(["export", "--model", "mnist", "--out", str(out), "--json", "--runs-dir", str(runs_dir)])
+    assert code == 0, stderr.getvalue()[-3000:]
+    results = [json.loads(line) for line in stdout.getvalue().splitlines() if line.strip()]
     return out, runs_dir, {r["format"]: r for r in results}
 
 
