@@ -380,3 +380,12 @@ def write_y4m(path: Path, frame, frames: int = 10) -> Path:
         for _ in range(frames):
             f.write(b"FRAME\n" + y.tobytes() + cb.tobytes() + cr.tobytes())
     return path
+
+
+def curves_every_second(page: Page) -> None:
+    """Train page, live view: "Redraw the curves" every second instead of every 5 s (a session's choice; a reload
+    is a new session). A test that waits for the chart's next points then waits 1 s, not 5 s, of training."""
+    option = main(page).locator(".st-key-curves_every").get_by_role("radio", name="every second")
+    option.click()
+    expect(option).to_have_attribute("aria-checked", "true")
+    wait_idle(page)

@@ -7,7 +7,7 @@ browser sessions (a session is a browser context). A and B start runs that train
 epochs of Fashion-MNIST: minutes to hours on any machine), so both slots are certainly taken while C and D are
 checked to be queued; nothing here is sized from a measured speed, so nothing can race. C is cancelled while
 queued and never starts; A's tab is closed mid-training, its run goes on and is stopped from the Runs page in
-B's session; that frees a slot for D, which trains and finishes; B stops its own run.
+B's session; that frees a slot for D, which trains and finishes; B stops its own run meanwhile.
 """
 from __future__ import annotations
 
@@ -108,7 +108,22 @@ def test_sessions_train_side_by_side_queue_cancel_and_survive_a_closed_tab(app_w
              message="A's run to stop")
     assert (app.runs_dir / ids["A"] / "model.keras").is_file(), "A's run lost its model"
 
-    # the slot A held goes to D, which trains and finishes on D's page
+    # the slot A held goes to D while B still trains in the other (D may already have finished: a small run)
+    wait_for(lambda: run_meta(app.runs_dir, ids["D"]).get("status") in ("running", "finished"), timeout=300,
+             message="D to leave the queue")
+    assert run_meta(app.runs_dir, ids["B"])["status"] == "running"
+
+    # B comes back to its own live run (the session remembers it) and stops it, while D trains (B's training is
+    # not needed past this point: stopped now, it leaves D the machine)
+    open_page(b, "Train", heading="Train a model")
+    expect(main(b).get_by_text(LIVE)).to_be_visible(timeout=SHOWN)
+    assert run_in_url(b) == ids["B"]
+    wait_for(lambda: own_progress(b, PLANS["B"]), timeout=60, message="B's own progress")
+    main(b).get_by_role("button", name=re.compile("Stop")).click()
+    expect(result_line(b, "stopped")).to_be_visible(timeout=300_000)
+    expect(result_line(b, "stopped")).to_contain_text(ids["B"])
+
+    # D finishes on D's page
     expect(result_line(d, "finished")).to_be_visible(timeout=300_000)
     expect(result_line(d, "finished")).to_contain_text(ids["D"])
     n = steps(PLANS["D"])
@@ -122,15 +137,6 @@ def test_sessions_train_side_by_side_queue_cancel_and_survive_a_closed_tab(app_w
     assert meta["status"] == "cancelled" and "started" not in meta and "pid" not in meta, meta
     assert not [f for f in ("feed.jsonl", "worker.log", "model.keras") if (app.runs_dir / ids["C"] / f).exists()]
     expect(main(c).get_by_text("Cancelled while queued")).to_be_visible()
-
-    # B comes back to its own live run (the session remembers it) and stops it
-    open_page(b, "Train", heading="Train a model")
-    expect(main(b).get_by_text(LIVE)).to_be_visible(timeout=SHOWN)
-    assert run_in_url(b) == ids["B"]
-    wait_for(lambda: own_progress(b, PLANS["B"]), timeout=60, message="B's own progress")
-    main(b).get_by_role("button", name=re.compile("Stop")).click()
-    expect(result_line(b, "stopped")).to_be_visible(timeout=300_000)
-    expect(result_line(b, "stopped")).to_contain_text(ids["B"])
 
     # the server still serves everybody and lists every run as it ended
     wait_for(lambda: run_meta(app.runs_dir, ids["B"]).get("status") == "stopped", timeout=60,

@@ -6,8 +6,10 @@ import re
 import numpy as np
 import pytest
 
-from browser_helpers import (LIVE, batches_shown, expect, fill_train_form, live_chart, main, open_app, open_page,
-                             screenshot, start_training, tick_row, wait_for, wait_idle)
+from browser_helpers import (LIVE, batches_shown, curves_every_second, expect, fill_train_form, live_chart, main,
+                             open_app, open_page, run_meta, screenshot, start_training, tick_row, wait_for, wait_idle)
+
+from core.engine.feed import request_stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,6 +42,7 @@ def test_train_watch_leave_return_stop(page, screenshot_dir):
     # the live view: status, then a chart whose point count grows while we watch
     expect(m.get_by_text(LIVE)).to_be_visible()
     expect(m.locator("h3", has_text="fashion_mnist · dense")).to_be_visible()
+    curves_every_second(page)  # the chart's next points in 1 s, not 5 s: less training to wait for
     first = wait_for(lambda: batches_shown(page), timeout=180, message="the first batches on the live chart")
     drawn_first = wait_for(lambda: newest_drawn(page), timeout=120, message="points in the live chart")
     expect(progress(page)).to_contain_text("training")
@@ -110,26 +113,36 @@ def assert_whole_history(drawn: dict, runs_dir, run_id: str) -> None:
     np.testing.assert_allclose(drawn["loss"], smooth(losses[:n])[picked], rtol=1e-9)
 
 
-def test_the_live_chart_appends_new_points_and_a_reload_draws_the_whole_history(fresh_app, open_session):
-    app = fresh_app
-    page = open_session(app)
+def test_the_live_chart_appends_new_points_and_a_reload_draws_the_whole_history(app, page):
     open_app(page)
     fill_train_form(page, {"Epochs": LONG_EPOCHS})
     run_id = start_training(page)
-    start = wait_for(lambda: (d := live_chart(page)) and d["batches"] and d, timeout=300,
-                     message="the live chart's first points")
+    try:
+        curves_every_second(page)  # each wait for new points below is then 1 s of training, not 5 s
+        start = wait_for(lambda: (d := live_chart(page)) and d["batches"] and d, timeout=300,
+                         message="the live chart's first points")
 
-    # while it trains, updates carry only the new points and the chart appends them (a new stride k redraws it whole)
-    grown = wait_for(lambda: (d := live_chart(page)) and d["batches"] > start["batches"] and d["last"] == "appended"
-                     and d, timeout=120, message="new points appended")
-    assert_whole_history(grown, app.runs_dir, run_id)
+        # while it trains, updates carry only the new points and the chart appends them (a new stride k redraws it
+        # whole)
+        grown = wait_for(lambda: (d := live_chart(page)) and d["batches"] > start["batches"]
+                         and d["last"] == "appended" and d, timeout=120, message="new points appended")
+        assert_whole_history(grown, app.runs_dir, run_id)
 
-    # a reload is a new session: its chart gets the whole history at once, then appends again
-    page.reload()
-    back = wait_for(lambda: (d := live_chart(page)) and d["batches"] >= grown["batches"] and d, timeout=120,
-                    message="the live chart after the reload")
-    assert back["resets"] >= 1
-    assert_whole_history(back, app.runs_dir, run_id)
-    after = wait_for(lambda: (d := live_chart(page)) and d["batches"] > back["batches"] and d["last"] == "appended"
-                     and d, timeout=120, message="new points appended after the reload")
-    assert_whole_history(after, app.runs_dir, run_id)
+        # a reload is a new session: its chart gets the whole history at once, then appends again
+        page.reload()
+        expect(main(page).get_by_text(LIVE)).to_be_visible()
+        curves_every_second(page)
+        back = wait_for(lambda: (d := live_chart(page)) and d["batches"] >= grown["batches"] and d, timeout=120,
+                        message="the live chart after the reload")
+        assert back["resets"] >= 1
+        assert_whole_history(back, app.runs_dir, run_id)
+        after = wait_for(lambda: (d := live_chart(page)) and d["batches"] > back["batches"]
+                         and d["last"] == "appended" and d, timeout=120, message="new points appended after the reload")
+        assert_whole_history(after, app.runs_dir, run_id)
+    finally:
+        # the server is shared by the tests: end the run now (it would train for hours and hold the only training
+        # slot), after a failure too, and let it end before the next test
+        request_stop(app.runs_dir / run_id)
+        wait_for(lambda: run_meta(app.runs_dir, run_id).get("status") != "running", timeout=300,
+                 message="the run to stop")
+    assert run_meta(app.runs_dir, run_id)["status"] == "stopped"
