@@ -7,9 +7,6 @@ import os
 # Before anything imports core or TensorFlow: never touch the network, keep TF's C++ logging quiet.
 os.environ.setdefault("CLASSIFIER_LAB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# A test process per core (pytest.ini): a training that runs until a test stops it, while that test looks at a
-# page, yields the CPU to the other test processes rather than slowing them down
-os.environ.setdefault("CLASSIFIER_LAB_WORKER_NICE", "10")
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402

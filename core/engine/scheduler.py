@@ -149,9 +149,9 @@ class Engine:
                     job.killed = True
                     self.executor.kill(job)
                 continue
+            self._settle(job, ended)  # before it leaves the running set: whoever sees it gone reads how it ended
             with self._lock:
                 del self._running[job.run_id]
-            self._settle(job, ended)
         while True:
             with self._lock:
                 if not self._queue or len(self._running) >= self.slots:
@@ -161,9 +161,9 @@ class Engine:
             try:
                 self.executor.start(job)
             except Exception as e:  # noqa: BLE001  e.g. no process could be started: the run says why
+                runs.write_status(job.run_dir, runs.RunStatus.FAILED, error=f"the worker could not start: {e}")
                 with self._lock:
                     del self._running[job.run_id]
-                runs.write_status(job.run_dir, runs.RunStatus.FAILED, error=f"the worker could not start: {e}")
 
     def _settle(self, job: Job, ended: str) -> None:
         """A worker has gone: a run it did not finish reads failed, never running."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -234,7 +235,10 @@ def plotly_points(chart: Locator, trace: int = 0) -> int:
 
 
 def screenshot(page: Page, path: Path, settle_ms: int = 800) -> Path:
-    """The whole page (Streamlit scrolls inside stMain, so the viewport grows to fit it), then back."""
+    """The whole page (Streamlit scrolls inside stMain, so the viewport grows to fit it), then back; only when
+    CLASSIFIER_LAB_SCREENSHOTS asks for the README's pictures (each costs a relayout at full height and a wait)."""
+    if not os.environ.get("CLASSIFIER_LAB_SCREENSHOTS"):
+        return path
     size = page.viewport_size
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollHeight || 0")
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(height, MAX_SHOT_HEIGHT))})

@@ -11,8 +11,9 @@
     filmed_page   filmed_page(picture) -> such a page on `app` in a Chromium of its own whose camera films a picture
 
 Without the playwright package or without Chromium every browser test is skipped with the reason.
-Screenshots of each page go to $CLASSIFIER_LAB_SCREENSHOTS (docs/screenshots refreshes the README's
-pictures) or else to the session's temp folder, so a test run leaves the repository untouched.
+Screenshots of the pages are taken only when $CLASSIFIER_LAB_SCREENSHOTS names a folder for them (docs/screenshots
+refreshes the README's pictures), so a test run leaves the repository untouched; an element's picture that a test
+takes anyway goes to the session's temp folder otherwise.
 On a failure the page's screenshot and the end of the server's log are printed with the test's output.
 """
 from __future__ import annotations
