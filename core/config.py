@@ -94,9 +94,6 @@ STREAM_MB = Setting("CLASSIFIER_LAB_STREAM_MB", _number(0), 1024.0,
                     "Decoded size (MB) above which a folder dataset streams from disk; 0 streams every one", "1024")
 MAX_TRAININGS = Setting("CLASSIFIER_LAB_MAX_TRAININGS", _number(1, int), None,
                         "Trainings that run at once on this server", "one per two cores")
-WORKER_NICE = Setting("CLASSIFIER_LAB_WORKER_NICE", _number(0, int), 0,
-                      "Niceness (0–19) of local training workers: higher leaves the CPU to the app, the browser and "
-                      "other programs first, and a training takes what they leave", "0")
 ENGINE = Setting("CLASSIFIER_LAB_ENGINE", _choice("local", "ray"), "local",
                  "Where trainings run: `local` worker processes or `ray` tasks")
 RAY_CPUS = Setting("CLASSIFIER_LAB_RAY_CPUS", _number(0.01), None, "CPUs a Ray training task asks for",

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from core import config
 from core.engine.worker import LOG_FILE
 from core.store import runs
 from core.train.trainer import TrainConfig
@@ -82,14 +81,12 @@ class LocalExecutor(Executor):
 
     def __init__(self, slots: int):
         self.threads = max(1, (os.cpu_count() or 2) // slots)
-        self.nice = config.WORKER_NICE.get()  # read here, so a bad value is the server's error, not each run's
 
     def start(self, job: Job) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(runs.ROOT), os.environ.get("PYTHONPATH"))))}
         with open(job.run_dir / LOG_FILE, "ab") as log:
             job.handle = subprocess.Popen(
-                [sys.executable, "-m", "core.engine.worker", str(job.run_dir.resolve()), str(self.threads),
-                 str(self.nice)],
+                [sys.executable, "-m", "core.engine.worker", str(job.run_dir.resolve()), str(self.threads)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=runs.ROOT)
 
     def poll(self, job: Job) -> str | None:

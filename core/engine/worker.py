@@ -47,10 +47,8 @@ def _stop_on_signals(store: Publisher) -> None:
         signal.signal(sig, lambda *_: store.stop.set())
 
 
-def run_local(run_dir: Path, threads: int | None = None, nice: int = 0) -> None:
-    """A local worker: train the run queued in `run_dir` (its run.json holds the config), feed in feed.jsonl;
-    at `nice` priority (CLASSIFIER_LAB_WORKER_NICE)."""
-    os.nice(max(0, nice - os.nice(0)))  # to that niceness, never below the server's own (that takes privilege)
+def run_local(run_dir: Path, threads: int | None = None) -> None:
+    """A local worker: train the run queued in `run_dir` (its run.json holds the config), feed in feed.jsonl."""
     meta = runs.read_json(run_dir / "run.json", {}) or {}
     store = _publisher(FileSink(run_dir))
     _stop_on_signals(store)
@@ -101,12 +99,12 @@ def run_remote(config: dict, run_id: str, hub, threads: int | None = None) -> di
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-if __name__ == "__main__":  # python -m core.engine.worker RUN_DIR [THREADS [NICE]], as the local engine starts it
+if __name__ == "__main__":  # python -m core.engine.worker RUN_DIR [THREADS], as the local engine starts it
     # stdout and stderr are the run's worker.log (the engine opens it): log lines go there with their time
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("worker %d for %s", os.getpid(), sys.argv[1])
     try:
-        run_local(Path(sys.argv[1]), *map(int, sys.argv[2:4]))
+        run_local(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)
     except Exception:  # noqa: BLE001  train() has recorded it in run.json; the exit code tells the engine
         log.exception("the training failed")  # into worker.log, with its traceback
         sys.exit(1)
