@@ -46,8 +46,7 @@ def running(shown: list[dict]) -> None:
                   disabled=now is None or training.stopping(run_id), icon=":material/stop:", help=training.STOP_HELP)
 
 
-# (a run whose worker has written its end is not training now, though the engine may not have seen it exit yet)
-st.fragment(run_every=2.0)(running)([i for i in training.active() if i["run"].status not in runs.ENDED])
+st.fragment(run_every=2.0)(running)(training.active())
 all_runs = runs.list_runs()
 bundled = runs.bundled_models()
 if not all_runs:

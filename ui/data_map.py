@@ -9,7 +9,6 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from core import LabError
 from core.analysis import data_map
 from core.analysis.embedding import PROJECTIONS
 from core.data import fixes as core_fixes
@@ -63,11 +62,8 @@ def look(ds, ver: str) -> data_map.DataMap | None:
 def fixed(ds):
     """The dataset as its fix overlay leaves it (relabels applied, excluded images gone, added ones in): what
     training with fixes sees, so a suspect fixed here is no longer one. The originals stay untouched."""
-    log = ui_fixes.overlay(ds.name)
-    try:
-        if not log.lines():  # nothing to apply: not a copy of every image at each rerun
-            return ds
-    except LabError:  # an unreadable runs folder: the files as they are (Train says what is wrong with it)
+    log, lines = ui_fixes.readable(ds.name)
+    if not lines:  # nothing to apply (or an unreadable runs folder): not a copy of every image at each rerun
         return ds
     prep = core_fixes.apply(ds, log)
     out, keep = prep.dataset, prep.test_keep

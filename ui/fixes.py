@@ -21,14 +21,20 @@ def overlay(dataset: str) -> fixes.Overlay:
     return fixes.Overlay(dataset, runs.default_runs_dir())
 
 
+def readable(dataset: str) -> tuple[fixes.Overlay, list]:
+    """The dataset's overlay and its lines; none where the runs folder can't be read (the page that writes there,
+    Train's Start, says what is wrong with it), so a view shows the files as they are."""
+    log = overlay(dataset)
+    try:
+        return log, log.lines()
+    except LabError:
+        return log, []
+
+
 def train_option(dataset: str) -> dict:
     """The Train form's "with this dataset's fixes" toggle, shown when it has any (e.g. made on My data before a
     first training): TrainConfig fields pinning the fixes so far, or {} to train on the files as they are."""
-    log = overlay(dataset)
-    try:
-        lines = log.lines()
-    except LabError:  # an unreadable runs folder: Start training says what is wrong with it
-        return {}
+    log, lines = readable(dataset)
     active = len(log.state(len(lines))[0]) if lines else 0
     if not active:
         return {}

@@ -75,13 +75,16 @@ def load(run_id: str) -> runs.Run:
 
 
 def active() -> list[dict]:
-    """Running and queued runs of this server, in order, each with its Run."""
+    """Running and queued runs of this server, in order, each with its Run. A run whose worker has written its
+    end is left out, though the engine may not have seen the worker exit yet."""
     out = []
     for item in engine().active():
         try:
-            out.append({**item, "run": load(item["run_id"])})
+            run = load(item["run_id"])
         except runs.RunError:
             continue  # deleted by hand meanwhile
+        if run.status not in runs.ENDED:
+            out.append({**item, "run": run})
     return out
 
 
