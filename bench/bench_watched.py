@@ -234,10 +234,10 @@ def _rows(arch, n, epochs, batch, rounds, load, baseline) -> list[dict]:
     fit = [r[3] for r in head]
     out = [common.row("watched", f"{arch}: headless throughput", common.median([r[0] for r in head]), "samples/s",
                       spread=common.spread([r[0] for r in head], "{:,.0f}"),
-                      notes=f"python -m core train; fits of {common.spread(fit, '{:.0f}')} s"),
+                      notes=f"python -m core train; fits of {common.spread(fit, '{:.0f}')} s", where="CLI"),
            common.row("watched", f"{arch}: CLI CPU while headless", common.median([r[1]["cli"] for r in head]),
                       "% of a core", spread=common.spread([r[1]["cli"] for r in head], "{:.1f}"),
-                      notes="during fit: the python -m core train process, which polls the feed")]
+                      notes="during fit: the python -m core train process, which polls the feed", where="CLI")]
     for name in [k for k in rounds[0] if k != "headless"]:
         pairs = [(r[name], r["headless"]) for r in rounds]
         ratios = [a[0] / b[0] for a, b in pairs]

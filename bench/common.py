@@ -14,6 +14,7 @@ import platform
 import re
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,11 +108,11 @@ def proc_status_mb(pid: int | str = "self", key: str = "VmRSS") -> float:
 # --- rows ------------------------------------------------------------------------------------------------
 
 def row(bench: str, metric: str, value, unit: str = "", *, spread: str = "", target: str = "",
-        ok: bool | None = None, notes: str = "") -> dict:
-    """One table row; ok=None means no target."""
+        ok: bool | None = None, notes: str = "", where: str = "") -> dict:
+    """One table row; ok=None means no target; where ("browser", "CLI", "in-process") defaults to its bench's."""
     status = "" if ok is None else ("PASS" if ok else "MISS")
     return {"bench": bench, "metric": metric, "value": value, "unit": unit, "spread": spread,
-            "target": target, "status": status, "notes": notes}
+            "target": target, "status": status, "notes": notes} | ({"where": where} if where else {})
 
 
 def fmt_value(v) -> str:
@@ -135,11 +136,11 @@ def table_text(rows: list[dict]) -> str:
 
 
 def table_markdown(rows: list[dict]) -> str:
-    head = ["benchmark", "metric", "median", "unit", "min–max", "target", "result", "notes"]
+    head = ["benchmark", "metric", "measured", "median", "unit", "min–max", "target", "result", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["bench"], r["metric"], fmt_value(r["value"]), r["unit"], r["spread"], r["target"],
-                 f"**{r['status']}**" if r["status"] else "", r["notes"]]
+        cells = [r["bench"], r["metric"], r.get("where", ""), fmt_value(r["value"]), r["unit"], r["spread"],
+                 r["target"], f"**{r['status']}**" if r["status"] else "", r["notes"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -155,6 +156,19 @@ def _version(dist: str) -> str:
     return "not installed"
 
 
+def _commit() -> str:
+    """The checked-out commit, and whether the tree differs from it (the figures then come from no commit)."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" with uncommitted changes" if dirty else "")
+
+
 def machine_info() -> dict:
     """CPU, cores, RAM, load, versions and date, without importing TensorFlow."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -163,6 +177,7 @@ def machine_info() -> dict:
                   if line.startswith("MemTotal:"))
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "commit": _commit(),
         "host": socket.gethostname(),
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -229,8 +244,6 @@ def start_app(runs_dir: str, log_path: str, root: Path = ROOT, **extra_env):
     """`streamlit run streamlit_app.py` as a user starts it (headless, its own process group), from the checkout
     `root` (this one unless another is compared): (process, url). The environment is the user's (no
     CLASSIFIER_LAB_OFFLINE) plus `extra_env`."""
-    import subprocess
-
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CLASSIFIER_LAB_OFFLINE"}
     env.update(CLASSIFIER_LAB_RUNS=str(runs_dir), PYTHONUNBUFFERED="1", **extra_env)

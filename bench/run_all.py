@@ -25,9 +25,16 @@ import common
 BENCHES = ("training", "watched", "predict_browser", "pages_browser", "predict", "mistakes", "inside", "startup",
            "memory", "presets", "export", "tuning", "owndata", "fewshot", "labels", "own_labels", "streaming")
 DOC = common.ROOT / "docs" / "benchmarks.md"
+# Where each benchmark takes its figures, unless a row says otherwise (the CLI-run rows of "watched")
+WHERE = {"watched": "browser", "predict_browser": "browser", "pages_browser": "browser", "startup": "browser",
+         "memory": "browser"}
 
 METHOD = """\
 ## How it is measured
+
+- **Where.** Each row's "measured" column says where its figure is taken: in the browser (the real app in
+  headless Chromium, timed in the page or from the person's side), through the CLI (`python -m core …` as a
+  user runs it), or in-process (the core's functions, or a page through AppTest: breakdowns of the above).
 
 - **Ratios in one run.** The machine may be shared, so absolute times move with other people's load.
   Comparisons (train() against a bare `model.fit`) alternate A and B in the same process (A B, B A, …)
@@ -209,6 +216,8 @@ def main() -> int:
         if args.only:  # a mix of runs: say which figure is from when
             info["note"] = "measured: " + ", ".join(f"{n} {dates[n]}" for n in BENCHES if n in dates)
         results[name], took[name] = run_bench(name, args.quick)
+        for r in results[name]:
+            r.setdefault("where", WHERE.get(name, "in-process"))
         info["load_avg_end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (after the last)"
         done = [n for n in BENCHES if n in results]
         rows = [r for n in done for r in results[n]]
