@@ -181,8 +181,9 @@ def reattach(browser, url: str, runs_dir: Path, reloads: int) -> list[dict]:
 def run(quick: bool) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
-    # 3 rounds; BENCH_ROUNDS=5 on a quiet machine (each round is 3 fits of 40-45 s a case, more under load)
-    cases, repeats = (QUICK, 2) if quick else (FULL, int(os.environ.get("BENCH_ROUNDS", 3)))
+    # 5 rounds: single rounds swing ±0.3 as the kernel packs the VM's threads on one or two cores (analysis);
+    # each round is 3 fits of 30-45 s a case, more under load (BENCH_ROUNDS=3 for a shorter look)
+    cases, repeats = (QUICK, 2) if quick else (FULL, int(os.environ.get("BENCH_ROUNDS", 5)))
     baseline = os.environ.get("BENCH_BASELINE")  # another checkout (e.g. main before a change): its page too
     workdir = Path(tempfile.mkdtemp(prefix="bench-watched-"))
     app_runs, cli_runs, base_runs = workdir / "app-runs", workdir / "cli-runs", workdir / "base-runs"

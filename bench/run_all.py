@@ -49,8 +49,8 @@ METHOD = """\
   Start training (settings from the page's address) and the page stays open, redrawing as a user's does,
   until the result shows: at the default cadence (progress line every 2.5 s, curves every 5 s) and with
   "every second" clicked. Against `python -m core train` with the same settings. The three are rotated
-  round by round (headless, default, every second; then default, every second, headless; …); fits of
-  40–45 s on a quiet machine (cnn 54,000 samples × 5 epochs, dense × 10), longer under load. All train in
+  round by round (headless, default, every second; then default, every second, headless; …), 5 rounds; fits of
+  30–45 s on a quiet machine (cnn 54,000 samples × 5 epochs, dense × 10), longer under load. All train in
   a worker process; throughput = `data.n_train` × `epochs_done` / `fit_seconds` from each run's run.json.
   CPU % (of one core, from /proc/<pid>/stat) of the server, of Chromium (all its processes, and its page
   renderer alone) and of the worker are sampled every 0.5 s and taken over the fit (the feed's "training"
