@@ -1,6 +1,6 @@
 """Run every benchmark, print one table and regenerate docs/benchmarks.md.
 
-    python bench/run_all.py            # full: ~1 h on a quiet 2-core machine (presets, watched, memory)
+    python bench/run_all.py            # full: ~80 min on a quiet 2-core machine (presets and watched ~23 each)
     python bench/run_all.py --quick    # small sizes: a few minutes
     python bench/run_all.py --only predict mistakes   # rerun these, keep the other results
     python bench/run_all.py --render   # rewrite the Markdown from docs/benchmarks.json (after editing analysis.md)
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,30 @@ METHOD = """\
 """
 
 ANALYSIS = Path(__file__).with_name("analysis.md")  # written by hand after reading a full run
+# In analysis.md a figure is cited as {{bench | metric}}, {{bench | metric | .1f}} (a format) or
+# {{bench | metric | spread}} (or status, target): filled from the rows of the run being written, so the
+# prose always quotes the run above it.
+CITE = re.compile(r"\{\{([^{}|]+)\|([^{}|]+)(?:\|([^{}|]+))?\}\}")
+
+
+def cite(text: str, rows: list[dict]) -> tuple[str, list[str]]:
+    """analysis.md with its {{…}} citations filled from `rows`; the citations no row answers."""
+    by_key = {(r["bench"], r["metric"]): r for r in rows}
+    missing = []
+
+    def fill(m: re.Match) -> str:
+        bench, metric, what = m[1].strip(), m[2].strip(), (m[3] or "").strip()
+        r = by_key.get((bench, metric))
+        if r is None:
+            missing.append(f"{bench} | {metric}")
+            return f"**(not in this run: {bench} | {metric})**"
+        if what in ("spread", "status", "target"):
+            return str(r[what])
+        value = r["value"]
+        text = format(value, what) if what and isinstance(value, (int, float)) else common.fmt_value(value)
+        return text if r["unit"] in ("", "ratio", "×") else f"{text} {r['unit']}"
+
+    return CITE.sub(fill, text), missing
 
 
 def run_bench(name: str, quick: bool) -> tuple[list[dict], float]:
@@ -175,7 +200,7 @@ def markdown(info: dict, rows: list[dict], quick: bool, done: list[str], todo: l
               f"**{r['status']}** |" for r in targets]
     lines += ["", "## All figures", "", common.table_markdown(rows), "",
               "Benchmark wall times: " + ", ".join(f"{n} {took[n] / 60:.1f} min" for n in done) + ".", "",
-              METHOD, "", ANALYSIS.read_text().strip()]
+              METHOD, "", cite(ANALYSIS.read_text().strip(), rows)[0]]
     return "\n".join(lines) + "\n"
 
 
@@ -186,6 +211,8 @@ def render(out: Path) -> int:
     rows = [r for n in done for r in saved["results"][n]]
     out.write_text(markdown(saved["info"], rows, saved["quick"], done, [], saved["took"]))
     print(f"wrote {out} from {out.with_suffix('.json')}")
+    for key in cite(ANALYSIS.read_text(), rows)[1]:
+        print(f"analysis.md cites a figure this run does not have: {key}", file=sys.stderr)
     return 0
 
 
