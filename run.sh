@@ -63,7 +63,7 @@ case "$what" in
     ;;
   test)
     # the handwriting fonts let the drawn-digit generator's tests run (scripts/make_drawn_digits.py)
-    apt_install dataset-fashion-mnist chromium fonts-bwht fonts-comic-neue fonts-dancingscript fonts-dkg-handwriting \
+    apt_install dataset-fashion-mnist chromium chromium-headless-shell fonts-bwht fonts-comic-neue fonts-dancingscript fonts-dkg-handwriting \
       fonts-humor-sans fonts-klee fonts-kristi fonts-rufscript fonts-sjfonts fonts-tomsontalks fonts-yusei-magic \
       fonts-kaushanscript fonts-breip fonts-dejavu-core fonts-dejavu-extra fonts-liberation
     venv requirements-dev.txt

@@ -94,13 +94,18 @@ STREAM_MB = Setting("CLASSIFIER_LAB_STREAM_MB", _number(0), 1024.0,
                     "Decoded size (MB) above which a folder dataset streams from disk; 0 streams every one", "1024")
 MAX_TRAININGS = Setting("CLASSIFIER_LAB_MAX_TRAININGS", _number(1, int), None,
                         "Trainings that run at once on this server", "one per two cores")
+# fewer than the default leaves cores to the browser and other work on the machine (the test suite runs with 1)
+TRAINING_THREADS = Setting("CLASSIFIER_LAB_TRAINING_THREADS", _number(1, int), None,
+                           "Threads a local training's TensorFlow computes with", "the cores shared among the "
+                           "trainings that run at once")
 ENGINE = Setting("CLASSIFIER_LAB_ENGINE", _choice("local", "ray"), "local",
                  "Where trainings run: `local` worker processes or `ray` tasks")
 RAY_CPUS = Setting("CLASSIFIER_LAB_RAY_CPUS", _number(0.01), None, "CPUs a Ray training task asks for",
                    "2 (or fewer, on a smaller cluster)")
 RAY_GPUS = Setting("CLASSIFIER_LAB_RAY_GPUS", _number(0), 0.0, "GPUs a Ray training task asks for", "0")
 CHROMIUM = Setting("CLASSIFIER_LAB_CHROMIUM", _path, Path("/usr/bin/chromium"),
-                   "The Chromium the web-page export is checked in, and the browser tests drive")
+                   "The Chromium the web-page export is checked in; the browser tests drive it when this is set, "
+                   "else the lighter `/usr/bin/chromium-headless-shell` where it is installed")
 SCREENSHOTS = Setting("CLASSIFIER_LAB_SCREENSHOTS", _path, None,
                       "Folder where the browser tests save the README's screenshots", "none saved", group="tests")
 

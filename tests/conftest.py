@@ -7,6 +7,9 @@ import os
 # Before anything imports core or TensorFlow: never touch the network, keep TF's C++ logging quiet.
 os.environ.setdefault("CLASSIFIER_LAB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Training workers compute on one thread: the suite already runs a test process per core, so a second thread
+# would only spin against the other process (a run that trains until stopped would take both cores meanwhile).
+os.environ.setdefault("CLASSIFIER_LAB_TRAINING_THREADS", "1")
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402

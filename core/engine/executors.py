@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from core import config
 from core.engine.worker import LOG_FILE
 from core.store import runs
 from core.train.trainer import TrainConfig
@@ -80,7 +81,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, slots: int):
-        self.threads = max(1, (os.cpu_count() or 2) // slots)
+        self.threads = config.TRAINING_THREADS.get() or max(1, (os.cpu_count() or 2) // slots)
 
     def start(self, job: Job) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(runs.ROOT), os.environ.get("PYTHONPATH"))))}

@@ -5,7 +5,8 @@
     fresh_app     a server of the test's own that nobody has opened yet
     slow_tf_app   the same, with TensorFlow's import made SLOW_TF_SECONDS slower (what waits for it, shows)
     app_with_env  app_with_env(NAME=value) -> a server of the test's own with these environment variables
-    browser       Chromium from /usr/bin/chromium (Playwright's own browser download is not needed)
+    browser       Debian's Chromium headless shell (Blink without the desktop browser around it, as Playwright's
+                  own headless mode uses), else /usr/bin/chromium; no Playwright browser download is needed
     page          a fresh browser context (= a fresh Streamlit session) on `app`, 1400×1000
     open_session  open_session(app) -> another such page, on any of these servers
     filmed_page   filmed_page(picture) -> such a page on `app` in a Chromium of its own whose camera films a picture
@@ -35,7 +36,11 @@ from browser_helpers import FAKE_CAMERA, write_y4m
 from slow_tf import slow_tf_pythonpath
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("CLASSIFIER_LAB_CHROMIUM", "/usr/bin/chromium"))
+# the headless shell draws the same pages for less CPU than the full browser in headless mode, on a suite that is
+# CPU-bound (docs: README, Tests); $CLASSIFIER_LAB_CHROMIUM picks another
+HEADLESS_SHELL = Path("/usr/bin/chromium-headless-shell")
+CHROMIUM = Path(os.environ.get("CLASSIFIER_LAB_CHROMIUM")
+                or (HEADLESS_SHELL if HEADLESS_SHELL.is_file() else "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -54,7 +59,7 @@ def missing() -> str | None:
     if sync_playwright is None:
         return "the playwright Python package is not installed (pip install -r requirements-dev.txt)"
     if not CHROMIUM.is_file():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CLASSIFIER_LAB_CHROMIUM)"
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium-headless-shell, or set CLASSIFIER_LAB_CHROMIUM)"
     return None
 
 

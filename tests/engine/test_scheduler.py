@@ -251,3 +251,13 @@ def test_an_orphan_whose_pid_now_names_another_process_is_neither_waited_for_nor
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_worker_computes_on_the_cores_its_slot_shares_unless_told_fewer(monkeypatch):
+    from core.engine.executors import LocalExecutor
+
+    monkeypatch.delenv("CLASSIFIER_LAB_TRAINING_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert [LocalExecutor(slots).threads for slots in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("CLASSIFIER_LAB_TRAINING_THREADS", "3")
+    assert LocalExecutor(1).threads == 3
