@@ -69,11 +69,14 @@ idx = idx[keep[idx]]  # test images a fix excluded are not this run's mistakes
 
 gallery = Gallery(run, ds, probs, prefix="m")
 
-# a callable is only run on the click: a rerun (every filter change) doesn't build the CSV
+# a callable is only run on the click: a rerun (every filter change) doesn't build the CSV; the click reruns
+# nothing, so the file's request never races a rerun that registers the button again (Streamlit's docstring warns
+# of that race; a fresh clone's test once waited a minute on the button's spinner)
 st.download_button("Download these mistakes as CSV", lambda: downloads.to_csv([
     {"test index": int(i), **fixes.who(ds, "test", i), "true label": names[y[i]], "predicted label": names[pred[i]],
      "confidence": round(float(probs[i, pred[i]]), 4), "confidence in true": round(float(probs[i, y[i]]), 4)}
-    for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:")
+    for i in idx]), file_name=f"mistakes_{run.id}.csv", mime="text/csv", icon=":material/download:",
+    on_click="ignore")
 
 if len(idx) == 0:
     st.success("No mistakes with this filter." + (" That cell holds the correctly classified images."

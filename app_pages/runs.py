@@ -115,9 +115,10 @@ if len(picked) == 1:
     c1.button("Use as the active model", on_click=state.set_active, args=(run,), disabled=not run.usable,
               icon=":material/check:")
     if run.model_path.exists():
-        # read on the click, not on every rerun (a few MB held per session otherwise)
+        # read on the click, not on every rerun (a few MB held per session otherwise); the click reruns nothing
+        # (see Mistakes' download)
         c2.download_button("Download model.keras", run.model_path.read_bytes, file_name=f"{run.id}.keras",
-                           mime="application/octet-stream", icon=":material/download:")
+                           mime="application/octet-stream", icon=":material/download:", on_click="ignore")
     hist = run.history().get("epochs", [])
     if hist:
         c2.download_button("History as CSV", downloads.to_csv(hist), file_name=f"{run.id}_history.csv",
