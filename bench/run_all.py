@@ -204,12 +204,18 @@ def markdown(info: dict, rows: list[dict], quick: bool, done: list[str], todo: l
     return "\n".join(lines) + "\n"
 
 
-def render(out: Path) -> int:
-    """Rewrite the Markdown from the saved JSON (after editing analysis.md), measuring nothing."""
+def saved_run(out: Path = DOC) -> tuple[dict, list[dict], str]:
+    """The run saved beside `out` (its JSON), its rows in benchmark order, and the Markdown made of them."""
     saved = json.loads(out.with_suffix(".json").read_text())
     done = [n for n in BENCHES if n in saved["results"]]
     rows = [r for n in done for r in saved["results"][n]]
-    out.write_text(markdown(saved["info"], rows, saved["quick"], done, [], saved["took"]))
+    return saved, rows, markdown(saved["info"], rows, saved["quick"], done, [], saved["took"])
+
+
+def render(out: Path) -> int:
+    """Rewrite the Markdown from the saved JSON (after editing analysis.md), measuring nothing."""
+    _, rows, page = saved_run(out)
+    out.write_text(page)
     print(f"wrote {out} from {out.with_suffix('.json')}")
     for key in cite(ANALYSIS.read_text(), rows)[1]:
         print(f"analysis.md cites a figure this run does not have: {key}", file=sys.stderr)

@@ -1,6 +1,5 @@
 """docs/benchmarks.md is one run's: every figure bench/analysis.md cites is a row of the saved run, and the page is
 what `python bench/run_all.py --render` makes of them."""
-import json
 import sys
 from pathlib import Path
 
@@ -13,23 +12,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 import run_all  # noqa: E402
 
 
-def saved_rows() -> list[dict]:
-    saved = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
-    return [r for name in run_all.BENCHES if name in saved["results"] for r in saved["results"][name]]
-
-
 def test_every_citation_in_the_analysis_is_a_row_of_the_saved_run():
-    missing = run_all.cite(run_all.ANALYSIS.read_text(), saved_rows())[1]
+    missing = run_all.cite(run_all.ANALYSIS.read_text(), run_all.saved_run()[1])[1]
     assert not missing, f"bench/analysis.md cites figures the run does not have: {missing}"
 
 
 def test_the_page_is_rendered_from_the_saved_run_of_one_commit():
-    saved = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    saved, _, page = run_all.saved_run()
     assert not saved["quick"] and "note" not in saved["info"], "a quick run, or figures mixed from several runs"
     assert saved["info"].get("commit") and "uncommitted" not in saved["info"]["commit"]
     assert set(saved["results"]) == set(run_all.BENCHES), "a benchmark is missing from the run"
-    page = (ROOT / "docs" / "benchmarks.md").read_text()
-    assert page == run_all.markdown(saved["info"], saved_rows(), False, list(run_all.BENCHES), [], saved["took"]), \
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == page, \
         "docs/benchmarks.md is out of date: python bench/run_all.py --render"
 
 

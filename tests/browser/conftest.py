@@ -35,12 +35,13 @@ import pytest
 from browser_helpers import FAKE_CAMERA, write_y4m
 from slow_tf import slow_tf_pythonpath
 
+from core import config
+
 ROOT = Path(__file__).resolve().parents[2]
 # the headless shell draws the same pages for less CPU than the full browser in headless mode, on a suite that is
 # CPU-bound (docs: README, Tests); $CLASSIFIER_LAB_CHROMIUM picks another
 HEADLESS_SHELL = Path("/usr/bin/chromium-headless-shell")
-CHROMIUM = Path(os.environ.get("CLASSIFIER_LAB_CHROMIUM")
-                or (HEADLESS_SHELL if HEADLESS_SHELL.is_file() else "/usr/bin/chromium"))
+CHROMIUM = config.CHROMIUM.get() if config.CHROMIUM.is_set() or not HEADLESS_SHELL.is_file() else HEADLESS_SHELL
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 1000}
