@@ -59,6 +59,26 @@ def subprocess_env():
     return cli_env
 
 
+def cli_main(*args) -> tuple[int, str, str]:
+    """`python -m core ARGS` as the CLI's main() in this process: (exit code, stdout, stderr). For tests of what it
+    prints: a subprocess would add only a TensorFlow start-up (its trainings still run in worker processes)."""
+    import contextlib
+    import io
+
+    from core.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(map(str, args)))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """cli_main as a fixture."""
+    return cli_main
+
+
 @pytest.fixture(scope="session")
 def slice_dataset():
     """dataset_slice as a fixture, for the same reason."""

@@ -10,9 +10,8 @@ import numpy as np
 
 from core import InvalidValue
 from core.model import recipes
-
-
 from core.store import runs
+
 RESULT_FILE = "lr_find.json"
 MIN_LR, MAX_LR, STEPS = 1e-6, 1.0, 200  # 6 decades in 200 batches: ×1.07 a batch
 DIVERGE = 4.0      # the test ends once the smoothed loss exceeds 4× its lowest value (it has blown up)
@@ -104,11 +103,13 @@ def callback(steps: int, n_train: int, batch_size: int, lo: float = MIN_LR, hi: 
 def range_test(model, x, y, cfg, run_dir: Path, callbacks=(), steps: int = STEPS) -> dict:
     """Run the test on a compiled model (its optimizer's rate is overwritten), write lr_find.json to the run
     folder; returns what run.json should say (the suggested rate, batches, seconds)."""
-    steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
-    test = callback(steps, len(y), cfg.batch_size)
+    # one epoch: a set smaller than `steps` batches is repeated (reshuffled each pass) rather than run as many
+    # one-batch epochs, each of which costs Keras far more than the batch itself (30 photos: 200 epochs)
+    per_pass = math.ceil(len(y) / cfg.batch_size)
+    test = callback(steps, len(y) if per_pass >= steps else steps * cfg.batch_size, cfg.batch_size)
     t0 = time.perf_counter()
-    model.fit(**recipes.fit_inputs(x, y, cfg.batch_size, steps_per_epoch, cfg.seed),
-              epochs=math.ceil(steps / steps_per_epoch), verbose=0, callbacks=[*callbacks, test])
+    model.fit(**recipes.fit_inputs(x, y, cfg.batch_size, max(steps, per_pass), cfg.seed), epochs=1, verbose=0,
+              callbacks=[*callbacks, test])
     seconds = round(time.perf_counter() - t0, 2)
     lrs, losses = test.lrs[: len(test.losses)], test.losses
     found = suggest(lrs, losses)

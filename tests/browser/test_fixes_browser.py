@@ -1,24 +1,21 @@
 """Scenario: relabel a mistake, retrain with fixes from Runs, and see the image as fixed on the Compare page."""
-import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from browser_helpers import ROOT, assert_no_error, expect, main, open_app, open_page, screenshot, tick_row, wait_idle
+from browser_helpers import assert_no_error, expect, main, open_app, open_page, screenshot, tick_row, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_relabel_retrain_compare(fresh_app, open_session, subprocess_env, screenshot_dir):
-    # a small model of our own (a dense net on 500 digits makes plenty of mistakes), trained by the CLI
-    out = subprocess.run([sys.executable, "-m", "core", "train", "--dataset", "mnist", "--arch", "dense",
-                          "--epochs", "1", "--max-train-samples", "500", "--runs-dir", str(fresh_app.runs_dir)],
-                         cwd=ROOT, env=subprocess_env(CLASSIFIER_LAB_RUNS=str(fresh_app.runs_dir)),
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    before = json.loads(out.stdout.strip().splitlines()[-1])["run_id"]
+def test_relabel_retrain_compare(fresh_app, open_session, screenshot_dir):
+    from core.train.trainer import TrainConfig, train
+
+    # a small model of our own (a dense net on 500 digits makes plenty of mistakes), in the server's runs folder
+    made = train(TrainConfig(dataset="mnist", arch="dense", epochs=1, max_train_samples=500,
+                             runs_dir=str(fresh_app.runs_dir)))
+    assert made.meta["status"] == "finished", made.meta.get("error")
+    before = made.id
 
     page = open_session(fresh_app)
     open_app(page)

@@ -1,8 +1,6 @@
 """`python -m core`: real subprocesses where the process matters (training, its reproduction, Ctrl-C), in-process
 main() where only the output does (evaluate, predict, labels, the error paths): each saves a TensorFlow start-up."""
-import contextlib
 import functools
-import io
 import json
 import signal
 import subprocess
@@ -20,9 +18,11 @@ from core.data.datasets import DEBIAN_FASHION, FASHION_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 300  # generous: the machine may be busy; a hang still fails
+# The fixtures are session-wide, not per module: a test process that the suite's scheduler hands this module's
+# tests in several turns would otherwise train the CLI run again at each turn (4 times in one suite run).
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def start(subprocess_env):
     """Start `python -m core ...` with the venv's interpreter, from the repo root, offline, as from a terminal."""
     def run(*args):
@@ -39,19 +39,11 @@ def finish(proc):
     return proc.returncode, out, err
 
 
-def run_main(*args):
-    """main(argv) in this process with its stdout and stderr caught: (exit code, stdout, stderr), as finish() gives."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(map(str, args)))
-    return code, out.getvalue(), err.getvalue()
-
-
 def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def images(tmp_path_factory, mnist):
     """Real test digits as files: MNIST-style (white on black) and pen-on-paper (black on white, bigger)."""
     d = tmp_path_factory.mktemp("images")
@@ -62,7 +54,7 @@ def images(tmp_path_factory, mnist):
     return d
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cli_trained(tmp_path_factory, start):
     """`train` through the CLI (with `datasets` running alongside): (runs_dir, exit code, stdout, stderr, datasets)."""
     runs_dir = tmp_path_factory.mktemp("cli_runs")
@@ -96,16 +88,16 @@ def test_train_prints_a_final_json_line_and_saves_the_run(cli_trained):
     assert round(run.meta["test_accuracy"], 4) == result["test_accuracy"]
 
 
-@pytest.fixture(scope="module")
-def cli_used(cli_trained, images):
+@pytest.fixture(scope="session")
+def cli_used(cli_trained, images, run_cli):
     """evaluate and predict (text and --json) on the CLI-trained run, through main() in this process."""
     runs_dir = cli_trained[0]
     (run,) = runs.list_runs(runs_dir)
     return run, {
-        "evaluate": run_main("evaluate", "--model", run.id, "--runs-dir", runs_dir),
-        "predict": run_main("predict", "--model", run.model_path, images / "digit.png", images / "notanimage.txt",
+        "evaluate": run_cli("evaluate", "--model", run.id, "--runs-dir", runs_dir),
+        "predict": run_cli("predict", "--model", run.model_path, images / "digit.png", images / "notanimage.txt",
                             images / "paper.jpg", images / "missing.png"),
-        "json": run_main("predict", "--json", "--model", run.path, images / "digit.png", images / "paper.jpg"),
+        "json": run_cli("predict", "--json", "--model", run.path, images / "digit.png", images / "paper.jpg"),
     }
 
 
@@ -246,14 +238,14 @@ def test_ctrl_c_stops_training_and_keeps_the_model(start, tmp_path):
     assert runs.load_run(Path(result["path"])).usable
 
 
-def test_labels_prints_one_json_object_per_suspect_best_first(tmp_path, mnist, monkeypatch):
+def test_labels_prints_one_json_object_per_suspect_best_first(tmp_path, mnist, monkeypatch, run_cli):
     """A small search (2 folds of a dense net on 300 images each): JSON lines with index, given and suggested."""
     from core.train import label_search
 
     # in this process: the fold runs still train in real worker processes, only the CLI's own start-up is saved;
     # a hang still fails, as the subprocess's timeout made it
     monkeypatch.setattr(label_search, "search", functools.partial(label_search.search, timeout=3 * TIMEOUT))
-    code, out, err = run_main("labels", "--dataset", "mnist", "--folds", "2", "--epochs", "1",
+    code, out, err = run_cli("labels", "--dataset", "mnist", "--folds", "2", "--epochs", "1",
                               "--max-train-samples", "300", "--slots", "2", "--runs-dir", tmp_path, "--json")
     assert code == 0, err[-2000:]
     found = json_lines(out)

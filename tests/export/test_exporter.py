@@ -1,6 +1,4 @@
 """core.export.exporter: the bundled MNIST model exported to every format through the CLI (once), each checked."""
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -20,15 +18,13 @@ WEB_READY = not (webpage.missing() or webpage.unchecked())  # npm's ONNX Runtime
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """`core export --model mnist --out DIR --json` once: (out dir, runs dir, {format: result}). Through the CLI's
-    main() in this process: its output is what is checked, and a separate process would add a TensorFlow start-up."""
+def exported(tmp_path_factory, run_cli):
+    """`core export --model mnist --out DIR --json` once, through the CLI's main() in this process: (out dir,
+    runs dir, {format: result})."""
     out, runs_dir = tmp_path_factory.mktemp("exports"), tmp_path_factory.mktemp("export_runs")
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = cli.main(["export", "--model", "mnist", "--out", str(out), "--json", "--runs-dir", str(runs_dir)])
-    assert code == 0, stderr.getvalue()[-3000:]
-    results = [json.loads(line) for line in stdout.getvalue().splitlines() if line.strip()]
+    code, stdout, stderr = run_cli("export", "--model", "mnist", "--out", out, "--json", "--runs-dir", runs_dir)
+    assert code == 0, stderr[-3000:]
+    results = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     return out, runs_dir, {r["format"]: r for r in results}
 
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,12 +133,7 @@ def test_mnist_reads_drawn_digits_it_was_not_tuned_on(drawn, heldout_record):
         assert judged[group]["accuracy"] == pytest.approx(stored, abs=0.002), (group, judged, stored)
 
 
-def _cli(env: dict, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=180)
-
-
-def test_cli_predicts_a_drawn_three(tmp_path, drawn, subprocess_env):
+def test_cli_predicts_a_drawn_three(tmp_path, drawn, run_cli):
     mod, d, result = drawn
     # a canvas drawing of a 3 from the held-out split that the bundled model gets right in-process
     idx = [i for i, ok in zip(result["index"], result["right"])
@@ -149,13 +141,12 @@ def test_cli_predicts_a_drawn_three(tmp_path, drawn, subprocess_env):
     rgba = mod.image(d, idx[0])
     path = tmp_path / "three.png"
     Image.fromarray(rgba, "RGBA").save(path)
-    out = _cli(subprocess_env(KERAS_HOME=os.environ["KERAS_HOME"]), "predict", "--model", "mnist", "--json",
-               str(path))
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1])["label"] == "3"
+    code, out, err = run_cli("predict", "--model", "mnist", "--json", path)
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["label"] == "3"
 
 
-def test_cli_predicts_fashion(tmp_path, subprocess_env):
+def test_cli_predicts_fashion(tmp_path, run_cli):
     try:
         ds = load_dataset("fashion_mnist")
     except DatasetUnavailable as e:
@@ -163,9 +154,8 @@ def test_cli_predicts_fashion(tmp_path, subprocess_env):
     i = int(np.flatnonzero(ds.y_test == 1)[0])  # a trouser
     path = tmp_path / "trouser.png"
     Image.fromarray(np.asarray(ds.x_test[i])).save(path)
-    out = _cli(subprocess_env(KERAS_HOME=os.environ["KERAS_HOME"]), "predict", "--model", "fashion_mnist",
-               "--json", str(path))
-    assert out.returncode == 0, out.stderr
-    row = json.loads(out.stdout.strip().splitlines()[-1])
+    code, out, err = run_cli("predict", "--model", "fashion_mnist", "--json", path)
+    assert code == 0, err
+    row = json.loads(out.strip().splitlines()[-1])
     assert row["label"] == "Trouser"
     assert abs(sum(row["probabilities"].values()) - 1) < 0.01
