@@ -1,6 +1,11 @@
 """Shared fixtures: an offline world, throwaway runs folders, small real MNIST slices, one shared trained run.
 
 Everything here is generic so every test module can use it; nothing mocks TensorFlow.
+
+A fixture that costs seconds (a training, an export, a killed process) is session-scoped even when one module uses
+it: the suite's scheduler (pytest.ini: --dist worksteal) can hand a module's tests to a test process in several
+turns, and a module-scoped fixture is built again at each turn (the CLI's trained run was built 4 times a run).
+Fixtures that set environment variables for their module's lifetime stay module-scoped.
 """
 import os
 

@@ -8,6 +8,7 @@ glue becomes a blob: URL (web/classifier.js). Checked by opening the page in hea
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import gzip
 import html
 import json
@@ -128,6 +129,13 @@ def add_card(folder: Path, card: str) -> None:
 
 def measure(folder: Path, x: np.ndarray, calls: int) -> tuple[np.ndarray, list[float]]:
     """Open the page from file:// in headless Chromium; its probabilities for x, and `calls` one-image times (s)."""
+    # in a thread of its own: Playwright's sync API refuses a thread that runs an asyncio loop (a Jupyter notebook,
+    # an async server, another sync Playwright session)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="webpage-check") as pool:
+        return pool.submit(_measure, folder, x, calls).result()
+
+
+def _measure(folder: Path, x: np.ndarray, calls: int) -> tuple[np.ndarray, list[float]]:
     from playwright.sync_api import Error, sync_playwright
 
     data = base64.b64encode(np.ascontiguousarray(x, np.float32).tobytes()).decode()

@@ -6,7 +6,7 @@ from core.analysis.activations import inspector, mosaic, penultimate
 from core.analysis.inference import predict, softmax
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def strong():
     from core.model.architectures import build_model
 

@@ -18,7 +18,7 @@ def _squares(n: int, seed: int = 0):
     return x, y
 
 
-@pytest.fixture(scope="module", params=["cnn", "dense"])
+@pytest.fixture(scope="session", params=["cnn", "dense"])
 def trained(request):
     import keras
 

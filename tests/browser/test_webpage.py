@@ -28,7 +28,7 @@ READY = "document.body.dataset.ready === 'true'"
 SHOWN = "!document.getElementById('result').hidden"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory, subprocess_env):
     """`python -m core export --model mnist --format webpage` once: (its JSON result, the unzipped page folder)."""
     if webpage.missing():
@@ -96,6 +96,17 @@ def test_export_is_checked_in_chromium_and_sized(exported):
     assert "opened from its folder" in card and f"page size: {size}" in card and "100.00%" in card
     assert "<h2>Checked on export</h2>" in page and f"This page: {size}." in page  # the card, rendered
     assert "{{" not in page.split("-->", 1)[1] and "<!--card-->" not in page
+
+
+def test_the_check_runs_beside_a_running_asyncio_loop(browser, exported, mnist):
+    """The export's check from a thread whose asyncio loop runs (here this process's Playwright session; for a
+    person, a Jupyter notebook): Playwright's sync API refuses such a thread, so the check takes one of its own."""
+    import asyncio
+
+    _, folder = exported
+    assert asyncio.get_running_loop().is_running()  # (raises RuntimeError where no loop runs)
+    probs, times = webpage.measure(folder, mnist.x_test[:3].astype(np.float32), 2)
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-4) and len(times) == 2
 
 
 @pytest.mark.quick

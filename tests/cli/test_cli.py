@@ -18,8 +18,6 @@ from core.data.datasets import DEBIAN_FASHION, FASHION_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 300  # generous: the machine may be busy; a hang still fails
-# The fixtures are session-wide, not per module: a test process that the suite's scheduler hands this module's
-# tests in several turns would otherwise train the CLI run again at each turn (4 times in one suite run).
 
 
 @pytest.fixture(scope="session")

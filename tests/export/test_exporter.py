@@ -17,7 +17,7 @@ from core.store import runs
 WEB_READY = not (webpage.missing() or webpage.unchecked())  # npm's ONNX Runtime Web and Chromium are both here
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory, run_cli):
     """`core export --model mnist --out DIR --json` once, through the CLI's main() in this process: (out dir,
     runs dir, {format: result})."""

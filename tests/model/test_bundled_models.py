@@ -38,12 +38,12 @@ def offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras-home")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def models():
     return {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def drawn(models):
     """The drawn-digit module, its held-out split and the bundled MNIST model's result on it."""
     mod = _drawn()
@@ -51,7 +51,7 @@ def drawn(models):
     return mod, mod.load(mod.HELDOUT_OUT), mod.evaluate(model, "heldout", mod.HELDOUT_OUT)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def heldout_record(drawn):
     """assets/data/drawn_digits_heldout.json: the held-out split's seeds, fonts, pass marks and figures."""
     return json.loads(drawn[0].HELDOUT_JSON.read_text())

@@ -35,7 +35,7 @@ from app_helpers import save_model
 
 # --- the bundled MNIST model and two clear digits it is sure of ---------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bundled():
     """The bundled MNIST model: (run, loaded model)."""
     try:
@@ -45,7 +45,7 @@ def bundled():
     return run, compat.load_model(run.model_path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clear_digits(bundled, mnist):
     """{'1': 112×112 white-on-black uint8, '7': …}: the real MNIST test digits the model is surest of."""
     from core.analysis.inference import predict
@@ -153,7 +153,7 @@ AWKWARD = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def awkward_files(clear_digits, tmp_path_factory):
     """{file name: (path, true label)} for every awkward format of a '1' and a '7'."""
     d = tmp_path_factory.mktemp("awkward")
@@ -234,7 +234,7 @@ def fake_run(runs_dir: Path, name: str, model_file: Path, dataset: str = "mnist"
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def misfits(tmp_path_factory):
     d = tmp_path_factory.mktemp("misfits")
     return {"rgb": save_model(d / "rgb32.keras", (32, 32, 3)), "flat": save_model(d / "flat.keras", (784,)),

@@ -234,7 +234,7 @@ print("NOT KILLED", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def killed_runs(tmp_path_factory, subprocess_env):
     """Two real training processes, SIGKILLed mid-epoch and mid-save (run side by side to save time)."""
     base = tmp_path_factory.mktemp("killed")
