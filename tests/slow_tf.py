@@ -5,9 +5,11 @@ import os
 from pathlib import Path
 
 SLOW_IMPORT = """\
-# Written by tests/slow_tf.py: executing the `tensorflow` package takes {delay} s longer in this process.
-# (The sleep is in the loader, which holds only tensorflow's own import lock: other imports go on meanwhile.)
+# Written by tests/slow_tf.py: executing the `tensorflow` package takes {delay} s longer in this process, or until
+# the file {until!r} exists. (The wait is in the loader, which holds only tensorflow's own import lock: other
+# imports go on meanwhile.)
 import importlib.machinery
+import os
 import sys
 import time
 
@@ -22,7 +24,9 @@ class _SlowTensorFlow:
             execute = spec.loader.exec_module
 
             def slow_exec_module(module):
-                time.sleep({delay})
+                end = time.monotonic() + {delay}
+                while time.monotonic() < end and not ({until!r} and os.path.exists({until!r})):
+                    time.sleep(0.05)
                 execute(module)
 
             spec.loader.exec_module = slow_exec_module
@@ -33,8 +37,9 @@ sys.meta_path.insert(0, _SlowTensorFlow())
 """
 
 
-def slow_tf_pythonpath(folder: Path, delay: float, *more: str) -> str:
-    """A PYTHONPATH (the hook's folder, then `more`, then today's) under which TensorFlow loads `delay` s later."""
+def slow_tf_pythonpath(folder: Path, delay: float, *more: str, until: Path | None = None) -> str:
+    """A PYTHONPATH (the hook's folder, then `more`, then today's) under which TensorFlow loads `delay` s later,
+    or as soon as the file `until` exists (a test that opens the gate itself waits no longer than it must)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(SLOW_IMPORT.format(delay=delay))
+    (folder / "sitecustomize.py").write_text(SLOW_IMPORT.format(delay=delay, until=str(until or "")))
     return os.pathsep.join(p for p in (str(folder), *more, os.environ.get("PYTHONPATH", "")) if p)

@@ -208,7 +208,10 @@ def test_a_worker_whose_run_was_interrupted_before_it_began_does_not_train_it(ru
     import sys
 
     root = str(runs.ROOT)
-    slow = slow_tf_pythonpath(tmp_path / "slow_tf", 10, root)  # the worker's TensorFlow: a wide window to die in
+    # the worker's TensorFlow loads only once the engine has been restarted below: the server dies, and the next
+    # one takes over, while the worker is still starting, however slow the machine
+    gate = tmp_path / "restarted"
+    slow = slow_tf_pythonpath(tmp_path / "slow_tf", 300, root, until=gate)
     server = subprocess.run([sys.executable, "-c", DIES_WHILE_STARTING, str(runs_dir)], capture_output=True,
                             text=True, timeout=180, env={**os.environ, "PYTHONPATH": slow}, cwd=root)
     assert server.returncode == -signal.SIGKILL, server.stderr
@@ -216,6 +219,7 @@ def test_a_worker_whose_run_was_interrupted_before_it_began_does_not_train_it(ru
     engine = Engine(runs_dir, slots=1)  # the restart: the queued run's server is gone, so it was interrupted
     try:
         assert engine.recovered == [run_id] and engine.active() == []
+        gate.touch()
         wait_for(lambda: not runs.pid_alive(int(pid)), timeout=120, what="the worker to give up")
         run = runs.load_run(runs_dir / run_id)
         assert run.status == "interrupted" and not run.model_path.exists(), run.meta
