@@ -4,7 +4,7 @@ import streamlit as st
 from core.data import owndata, registry, uploads
 from ui import data_map, state
 
-NEW = "➕ New dataset"
+NEW = "+ New dataset"  # plain text: a machine without an emoji font (Debian's Chromium) drew no ➕
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 THUMBS = 48  # thumbnails shown per class (the rest are counted)
 

@@ -162,7 +162,7 @@ def test_my_data_page_makes_a_dataset_and_deletes_it_after_confirmation(mnist_ru
     at.checkbox(key="md_delete_dataset_sure").check().run()
     button(at, "Delete dataset toys and all its images").click().run()
     assert_clean(at, "my data, deleted")
-    assert registry.list_datasets() == [] and at.selectbox(key="md_dataset").value == "➕ New dataset"
+    assert registry.list_datasets() == [] and at.selectbox(key="md_dataset").value == "+ New dataset"
 
 
 def test_every_page_is_routed():
