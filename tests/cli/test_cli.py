@@ -94,7 +94,7 @@ def cli_used(cli_trained, images, run_cli):
     return run, {
         "evaluate": run_cli("evaluate", "--model", run.id, "--runs-dir", runs_dir),
         "predict": run_cli("predict", "--model", run.model_path, images / "digit.png", images / "notanimage.txt",
-                            images / "paper.jpg", images / "missing.png"),
+                           images / "paper.jpg", images / "missing.png"),
         "json": run_cli("predict", "--json", "--model", run.path, images / "digit.png", images / "paper.jpg"),
     }
 
@@ -244,7 +244,7 @@ def test_labels_prints_one_json_object_per_suspect_best_first(tmp_path, mnist, m
     # a hang still fails, as the subprocess's timeout made it
     monkeypatch.setattr(label_search, "search", functools.partial(label_search.search, timeout=3 * TIMEOUT))
     code, out, err = run_cli("labels", "--dataset", "mnist", "--folds", "2", "--epochs", "1",
-                              "--max-train-samples", "300", "--slots", "2", "--runs-dir", tmp_path, "--json")
+                             "--max-train-samples", "300", "--slots", "2", "--runs-dir", tmp_path, "--json")
     assert code == 0, err[-2000:]
     found = json_lines(out)
     assert found and [f["rank"] for f in found] == list(range(1, len(found) + 1))
