@@ -6,12 +6,14 @@ from pathlib import Path
 
 SLOW_IMPORT = """\
 # Written by tests/slow_tf.py: executing the `tensorflow` package takes {delay} s longer in this process, or until
-# the file {until!r} exists. (The wait is in the loader, which holds only tensorflow's own import lock: other
-# imports go on meanwhile.)
+# the file GATE exists (when one is named). (The wait is in the loader, which holds only tensorflow's own import
+# lock: other imports go on meanwhile.)
 import importlib.machinery
 import os
 import sys
 import time
+
+GATE = {until!r}
 
 
 class _SlowTensorFlow:
@@ -25,7 +27,7 @@ class _SlowTensorFlow:
 
             def slow_exec_module(module):
                 end = time.monotonic() + {delay}
-                while time.monotonic() < end and not ({until!r} and os.path.exists({until!r})):
+                while time.monotonic() < end and not (GATE and os.path.exists(GATE)):
                     time.sleep(0.05)
                 execute(module)
 
