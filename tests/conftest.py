@@ -41,6 +41,22 @@ def _session_runs_dir(tmp_path_factory):
     os.environ.pop("CLASSIFIER_LAB_RUNS", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _paced_long_trainings(tmp_path_factory):
+    """Every process a test starts (servers, CLI, workers) paces trainings planned for more than
+    site_hooks.PACED_BATCHES batches: those a test ends itself ("trains until stopped") then wait for it at a few
+    percent of a core instead of taking a whole one from the suite (a quarter of the browser tests' CPU)."""
+    from site_hooks import site_pythonpath
+
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = site_pythonpath(tmp_path_factory.mktemp("site_hooks"), paced=True)
+    yield
+    if before is None:
+        os.environ.pop("PYTHONPATH")
+    else:
+        os.environ["PYTHONPATH"] = before
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch) -> Path:
     """An empty runs folder of this test's own, also set as CLASSIFIER_LAB_RUNS."""

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 from browser_helpers import FAKE_CAMERA, write_y4m
-from slow_tf import slow_tf_pythonpath
+from site_hooks import site_pythonpath
 
 from core import config
 
@@ -191,7 +191,8 @@ def slow_tf_app(browser, tmp_path):
 
     Whatever waits for TensorFlow then visibly waits that long, on any machine, fast or slow.
     """
-    with serve_app(tmp_path / "app", PYTHONPATH=slow_tf_pythonpath(tmp_path / "slow_tf", SLOW_TF_SECONDS)) as app:
+    with serve_app(tmp_path / "app", PYTHONPATH=site_pythonpath(tmp_path / "hooks", slow_tf=SLOW_TF_SECONDS,
+                                                                 paced=True)) as app:
         yield app
 
 

@@ -11,7 +11,7 @@ import pytest
 from core.store import runs
 from core.engine.scheduler import Engine, recover
 from core.train.trainer import TrainConfig
-from slow_tf import slow_tf_pythonpath
+from site_hooks import site_pythonpath
 
 QUICK = dict(dataset="mnist", arch="dense", epochs=1, batch_size=32, max_train_samples=640)
 LONG = dict(dataset="mnist", arch="dense", epochs=200, batch_size=8)  # minutes of work: only Stop ends it
@@ -211,7 +211,7 @@ def test_a_worker_whose_run_was_interrupted_before_it_began_does_not_train_it(ru
     # the worker's TensorFlow loads only once the engine has been restarted below: the server dies, and the next
     # one takes over, while the worker is still starting, however slow the machine
     gate = tmp_path / "restarted"
-    slow = slow_tf_pythonpath(tmp_path / "slow_tf", 300, root, until=gate)
+    slow = site_pythonpath(tmp_path / "hooks", root, slow_tf=300, until=gate)
     server = subprocess.run([sys.executable, "-c", DIES_WHILE_STARTING, str(runs_dir)], capture_output=True,
                             text=True, timeout=180, env={**os.environ, "PYTHONPATH": slow}, cwd=root)
     assert server.returncode == -signal.SIGKILL, server.stderr
