@@ -142,7 +142,7 @@ def curves(run_id: str, live: bool, every: float = 0.0) -> None:
 
 
 def result(run: runs.Run) -> None:
-    """Outcome of the run: test metrics and model summary, or what went wrong."""
+    """Outcome of the run: its test metrics and a button that makes it the active model, or what went wrong."""
     m = run.meta
     if run.status == "cancelled":
         st.info("Cancelled while queued: this training never started.")
@@ -158,9 +158,14 @@ def result(run: runs.Run) -> None:
                f"test loss {m['test_loss']:.4f}, {m.get('epochs_done', 0)} epoch(s){kept} in "
                f"{m.get('fit_seconds', 0):.0f} s.")
     st.button("Use as the active model", on_click=state.set_active, args=(run,), icon=":material/check:")
-    with st.expander(f"Model summary · {m.get('params', 0):,} parameters"):
-        from core.model.architectures import summary_rows
-        st.dataframe(summary_rows(state.model(run)), hide_index=True, width="stretch")
+
+
+def model_summary(run: runs.Run) -> None:
+    """The trained model's layers, folded away."""
+    if run.usable:
+        with st.expander(f"Model summary · {run.meta.get('params', 0):,} parameters"):
+            from core.model.architectures import summary_rows
+            st.dataframe(summary_rows(state.model(run)), hide_index=True, width="stretch")
 
 
 run_id = training.selected_run()
@@ -205,5 +210,8 @@ else:
     if shown is not None:
         st.subheader(heading(shown))
         live(run_id, False)
-        curves(run_id, False)
+        # the outcome and its button above the charts, which grow when their script loads: nothing moves under the
+        # pointer of a person who clicks "Use as the active model" at once
         result(shown)
+        curves(run_id, False)
+        model_summary(shown)

@@ -45,7 +45,7 @@ def _session_runs_dir(tmp_path_factory):
 def _paced_long_trainings(tmp_path_factory):
     """Every process a test starts (servers, CLI, workers) paces trainings planned for more than
     site_hooks.PACED_BATCHES batches: those a test ends itself ("trains until stopped") then wait for it at a few
-    percent of a core instead of taking a whole one from the suite (a quarter of the browser tests' CPU)."""
+    percent of a core instead of taking a whole one from a suite that is CPU-bound."""
     from site_hooks import site_pythonpath
 
     before = os.environ.get("PYTHONPATH")

@@ -238,6 +238,11 @@ def test_train_run_appears_in_runs_and_sidebar(app_env):
     run_id = re.search(r"Run \*\*(\S+)\*\*", message).group(1)
     assert (app_env / run_id / "model.keras").is_file()
     assert chart(at, "batch_chart") is not None and chart(at, "epoch_chart") is not None
+    # the outcome and its button above the charts (which grow as they load: nothing moves under the pointer), the
+    # model's layers below them
+    drawn = [e.key if e.type == "plotly_chart" else getattr(e, "label", None) or e.type for e in at.main]
+    assert drawn.index("success") < drawn.index("Use as the active model") < drawn.index("batch_chart"), drawn
+    assert drawn[-2].startswith("Model summary · ") and drawn[-1] == "dataframe", drawn
     assert any(run_id in option for option in model_options(at)), model_options(at)
     # the form was hidden while training: it comes back with the user's values, not the widgets' minimums
     assert (at.number_input(key="train_epochs").value, at.number_input(key="train_subset").value) == (1, 500)

@@ -117,7 +117,9 @@ def train_on_train_page(page: Page, dataset_title: str, arch_title: str | re.Pat
     result = m.locator("[data-testid=stAlertContentSuccess]").filter(has_text=re.compile(r"finished: test accuracy"))
     expect(result).to_be_visible(timeout=TRAIN_TIMEOUT)
     found = re.search(r"Run (\S+) finished: test accuracy ([\d.]+)%", result.inner_text())
+    wait_idle(page)
     m.get_by_role("button", name=re.compile("Use as the active model")).click()
+    expect(sidebar(page).get_by_role("combobox", name="Model")).to_have_value(re.compile(re.escape(found.group(1))))
     wait_idle(page)
     return found.group(1), float(found.group(2)) / 100
 
