@@ -48,13 +48,9 @@ def _paced_long_trainings(tmp_path_factory):
     percent of a core instead of taking a whole one from a suite that is CPU-bound."""
     from site_hooks import site_pythonpath
 
-    before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = site_pythonpath(tmp_path_factory.mktemp("site_hooks"), paced=True)
-    yield
-    if before is None:
-        os.environ.pop("PYTHONPATH")
-    else:
-        os.environ["PYTHONPATH"] = before
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", site_pythonpath(tmp_path_factory.mktemp("site_hooks"), paced=True))
+        yield
 
 
 @pytest.fixture

@@ -191,6 +191,7 @@ def slow_tf_app(browser, tmp_path):
 
     Whatever waits for TensorFlow then visibly waits that long, on any machine, fast or slow.
     """
+    # (paced too: only the first sitecustomize on the path runs, and this one comes before the session's)
     with serve_app(tmp_path / "app", PYTHONPATH=site_pythonpath(tmp_path / "hooks", slow_tf=SLOW_TF_SECONDS,
                                                                  paced=True)) as app:
         yield app
